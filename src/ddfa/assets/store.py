@@ -1,0 +1,173 @@
+"""Finding, verifying and safely loading model assets.
+
+The asset root is, in order of precedence: the ``root`` argument (``--assets DIR`` on the
+command line), the ``DDFA_HOME`` environment variable, or ``~/.cache/ddfa/assets`` (where
+``ddfa assets fetch`` downloads to). Under it, files sit at their upstream paths
+(``3DDFA/train.configs/u_shp.npy``, ``3DDFA_V2/weights/mb05_120x120.pth``, ...), so a pair of
+upstream checkouts works as an asset root as they are.
+
+Every known file is checked against its pinned sha256 before first use in a process; a file
+that differs is refused with a message naming it. Files derived from the Basel Face Model are
+for non-commercial research only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import AssetError
+from .registry import KNOWN_FILES, KnownFile
+from .safe_pickle import load_numpy_pickle, load_torch_checkpoint
+
+ENV_HOME = "DDFA_HOME"
+ENV_CACHE = "DDFA_CACHE"
+
+
+def default_cache_dir() -> Path:
+    """Directory for downloads and converted files: ``$DDFA_CACHE`` or ``~/.cache/ddfa``."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "ddfa"
+
+
+def default_asset_root() -> Path:
+    """``$DDFA_HOME`` if set, else ``<cache dir>/assets``."""
+    env = os.environ.get(ENV_HOME)
+    if env:
+        return Path(env).expanduser()
+    return default_cache_dir() / "assets"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# (resolved path, size, mtime_ns) -> sha256, so that a file is hashed once per process
+_VERIFIED: dict[tuple[str, int, int], str] = {}
+_VERIFIED_LOCK = threading.Lock()
+_WARNED_UNPINNED: set[str] = set()
+
+
+class AssetStore:
+    """A directory of upstream model files, checked against pinned checksums.
+
+    Args:
+        root: the asset directory; None means ``$DDFA_HOME`` or the default download folder.
+        verify: check sha256 of known files before use (default True).
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, *, verify: bool = True):
+        self.root = Path(root).expanduser() if root is not None else default_asset_root()
+        self.verify = verify
+
+    def __repr__(self) -> str:
+        return f"AssetStore({str(self.root)!r})"
+
+    # ------------------------------------------------------------------ lookup
+    def status(self, relpath: str) -> str:
+        """``"ok"``, ``"missing"``, ``"corrupt"`` or ``"unverified"`` (no pinned checksum)."""
+        path = self.root / relpath
+        if not path.is_file():
+            return "missing"
+        known = KNOWN_FILES.get(relpath)
+        if known is None or known.sha256 is None:
+            return "unverified"
+        return "ok" if self._digest(path) == known.sha256 else "corrupt"
+
+    def path(self, relpath: str, *, verify: bool | None = None) -> Path:
+        """Absolute path of an asset, checked against its pinned sha256.
+
+        Raises:
+            AssetError: the file is missing, or its checksum differs from the pinned one.
+        """
+        path = self.root / relpath
+        if not path.is_file():
+            raise AssetError(
+                f"missing model file {relpath!r} under asset directory {str(self.root)!r}. "
+                f"Point ddfa at a folder holding the 3DDFA/3DDFA_V2 files with --assets DIR or "
+                f"{ENV_HOME}=DIR, or download them with `ddfa assets fetch`."
+            )
+        if self.verify if verify is None else verify:
+            self._check(relpath, path)
+        return path
+
+    def exists(self, relpath: str) -> bool:
+        return (self.root / relpath).is_file()
+
+    def _digest(self, path: Path) -> str:
+        stat = path.stat()
+        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+        with _VERIFIED_LOCK:
+            cached = _VERIFIED.get(key)
+        if cached is None:
+            cached = sha256_file(path)
+            with _VERIFIED_LOCK:
+                _VERIFIED[key] = cached
+        return cached
+
+    def _check(self, relpath: str, path: Path) -> None:
+        known: KnownFile | None = KNOWN_FILES.get(relpath)
+        if known is None or known.sha256 is None:
+            if relpath not in _WARNED_UNPINNED:
+                _WARNED_UNPINNED.add(relpath)
+                warnings.warn(f"{path}: no pinned checksum for this file; using it unverified", stacklevel=3)
+            return
+        digest = self._digest(path)
+        if digest != known.sha256:
+            raise AssetError(
+                f"{path}: checksum mismatch (sha256 {digest[:12]}..., expected {known.sha256[:12]}...); "
+                "the file is corrupt or was modified. Delete it and run `ddfa assets fetch`, "
+                "or copy the original upstream file there."
+            )
+
+    # ------------------------------------------------------------------ loaders
+    def load_npy(self, relpath: str) -> np.ndarray:
+        """Load a ``.npy`` asset (never with pickles enabled)."""
+        path = self.path(relpath)
+        try:
+            return np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise AssetError(f"{path}: not a readable .npy array ({exc})") from None
+
+    def load_pickle(self, relpath: str) -> Any:
+        """Load a pickle asset with the numpy-only unpickler."""
+        return load_numpy_pickle(self.path(relpath))
+
+    def load_mat(self, relpath: str) -> dict[str, np.ndarray]:
+        """Load a MATLAB ``.mat`` asset (arrays only)."""
+        from scipy.io import loadmat
+
+        path = self.path(relpath)
+        try:
+            return {k: v for k, v in loadmat(path).items() if not k.startswith("__")}
+        except Exception as exc:
+            raise AssetError(f"{path}: not a readable .mat file ({exc})") from None
+
+    def load_checkpoint(self, relpath: str) -> dict:
+        """Load a torch checkpoint with ``weights_only=True``."""
+        return load_torch_checkpoint(self.path(relpath))
+
+    @property
+    def cache_dir(self) -> Path:
+        """Where converted files (e.g. ONNX exports) are kept."""
+        return default_cache_dir()
+
+
+def resolve_assets(assets: "AssetStore | str | os.PathLike | None") -> AssetStore:
+    """Accept an :class:`AssetStore`, a directory, or None (environment / default)."""
+    if isinstance(assets, AssetStore):
+        return assets
+    return AssetStore(assets)

@@ -1,0 +1,163 @@
+"""FaceBoxes as a ddfa detector plug-in (``detector="faceboxes"``).
+
+The image is scaled to fit 720 x 1080 (never up), the network runs on the BGR image minus
+the channel means, boxes are decoded from the cached anchors of that input size, and
+non-maximum suppression keeps the best of overlapping boxes. Thresholds default to those of
+3DDFA_V2's demo, so detections equal the original's.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+
+from ...assets.store import resolve_assets
+from ...nets.registry import choose_backend
+from ..base import Detections, register_detector
+from .boxes import decode_boxes, nms, prior_boxes
+from .net import FaceBoxesNet
+
+WEIGHTS = "3DDFA_V2/FaceBoxes/weights/FaceBoxesProd.pth"
+BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+
+
+@dataclass(frozen=True)
+class FaceBoxesOptions:
+    """Detection thresholds (defaults: 3DDFA_V2's demo)."""
+
+    confidence_threshold: float = 0.05  # candidates kept before NMS
+    top_k: int = 5000  # candidates kept before NMS, best first
+    nms_threshold: float = 0.3  # IoU above which the weaker box is dropped
+    keep_top_k: int = 750  # boxes kept after NMS
+    score_threshold: float = 0.5  # final faces: score strictly above this
+    max_height: int = 720  # the image is scaled down to fit max_height x max_width
+    max_width: int = 1080
+
+
+def detector_input_scale(height: int, width: int, max_height: int = 720, max_width: int = 1080) -> float:
+    """Factor by which FaceBoxes scales an image (<= 1): fit ``max_height``, then ``max_width``."""
+    scale = 1.0
+    if height > max_height:
+        scale = max_height / height
+    if width * scale > max_width:
+        scale *= max_width / (width * scale)
+    return scale
+
+
+class FaceBoxesDetector:
+    """FaceBoxes face detector.
+
+    Args:
+        assets: asset directory or store holding ``FaceBoxesProd.pth``.
+        device: torch device (torch backend).
+        backend: ``"auto"``, ``"torch"`` or ``"onnxruntime"``.
+        options: :class:`FaceBoxesOptions`, or keyword overrides.
+    """
+
+    name = "faceboxes"
+
+    def __init__(self, assets=None, device="cpu", backend="auto", options: FaceBoxesOptions | None = None,
+                 threads: int | None = None, **overrides):
+        store = resolve_assets(assets)
+        self.options = options or FaceBoxesOptions(**overrides)
+        self.device = torch.device(device)
+        self.backend = choose_backend(backend, device)
+        self.net = FaceBoxesNet()
+        self.net.load_state_dict(_load_state(store))
+        self.net.eval().to(self.device)
+        self._runner = None
+        if self.backend == "onnxruntime":
+            from ...nets.onnx_backend import cached_onnx_runner
+
+            self._runner = cached_onnx_runner(
+                self.net.cpu(),
+                torch.zeros(1, 3, 256, 256),
+                tag="faceboxes",
+                cache_dir=store.cache_dir,
+                output_names=("loc", "logits"),
+                dynamic_axes={"input": {2: "height", 3: "width"}, "loc": {1: "priors"}, "logits": {1: "priors"}},
+                threads=threads,
+            )
+
+    def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
+        height, width = image.shape[:2]
+        scale = detector_input_scale(height, width, self.options.max_height, self.options.max_width)
+        if scale != 1.0:
+            image = cv2.resize(image, (int(scale * width), int(scale * height)))
+        x = image.astype(np.float32)
+        x -= BGR_MEAN
+        return np.ascontiguousarray(x.transpose(2, 0, 1)[None]), scale
+
+    def raw_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+        """Network outputs for one image: loc (P, 4), face probability (P,), input scale."""
+        x, scale = self._network_input(image)
+        if self._runner is not None:
+            loc, logits = self._runner(x)
+        else:
+            with torch.inference_mode():
+                loc, logits = self.net(torch.from_numpy(x).to(self.device))
+            loc, logits = loc.float().cpu().numpy(), logits.float().cpu().numpy()
+        loc, logits = loc[0], logits[0]
+        # softmax over (background, face); keep the face column
+        top = logits.max(axis=1, keepdims=True)
+        e = np.exp(logits - top)
+        prob = e[:, 1] / (e[:, 0] + e[:, 1])
+        return loc, prob.astype(np.float32), scale
+
+    def detect(self, image: np.ndarray) -> Detections:
+        """(H, W, 3) uint8 BGR -> face boxes in image pixels, best first."""
+        opts = self.options
+        loc, scores, scale = self.raw_outputs(image)
+        height, width = self._network_input_shape(image.shape, scale)
+        candidates = np.flatnonzero(scores > opts.confidence_threshold)
+        if candidates.size == 0:
+            return Detections.empty()
+        candidates = candidates[np.argsort(scores[candidates])[::-1][: opts.top_k]]
+        priors = prior_boxes(height, width)
+        boxes = decode_boxes(loc[candidates], priors[candidates])
+        boxes *= np.array([width, height, width, height], dtype=np.float32)
+        boxes /= np.float32(scale)
+        cand_scores = scores[candidates]
+        keep = nms(boxes, cand_scores, opts.nms_threshold)[: opts.keep_top_k]
+        boxes, cand_scores = boxes[keep], cand_scores[keep]
+        final = cand_scores > opts.score_threshold
+        return Detections(np.ascontiguousarray(boxes[final]), np.ascontiguousarray(cand_scores[final]))
+
+    @staticmethod
+    def _network_input_shape(shape, scale: float) -> tuple[int, int]:
+        height, width = shape[:2]
+        if scale == 1.0:
+            return height, width
+        return int(scale * height), int(scale * width)
+
+
+_STATE_CACHE: dict[str, dict] = {}
+_STATE_LOCK = threading.Lock()
+
+
+def _load_state(store) -> dict:
+    """The checked FaceBoxes state dict (cached per file)."""
+    path = store.path(WEIGHTS)
+    with _STATE_LOCK:
+        state = _STATE_CACHE.get(str(path))
+        if state is None:
+            from ...assets.safe_pickle import load_torch_checkpoint
+            from ...errors import AssetError
+
+            state = load_torch_checkpoint(path)
+            state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+            try:
+                FaceBoxesNet().load_state_dict(state, strict=True)
+            except RuntimeError as exc:
+                raise AssetError(f"{path}: not a FaceBoxes checkpoint ({str(exc).splitlines()[0]})") from None
+            _STATE_CACHE[str(path)] = state
+    return state
+
+
+@register_detector("faceboxes")
+def _faceboxes_factory(**kwargs) -> FaceBoxesDetector:
+    return FaceBoxesDetector(**kwargs)

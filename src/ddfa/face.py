@@ -1,0 +1,111 @@
+"""The per-face result record.
+
+Coordinates are in the *image frame*: 0-based pixels, origin at the centre of the top-left
+pixel, x right, y down, z towards the camera in pixels (see :mod:`ddfa.morphable.frames`).
+Angles are degrees in the AFLW2000-3D convention (see :mod:`ddfa.morphable.pose`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .morphable.frames import model_to_image
+from .morphable.pose import decompose_pose
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .morphable.model import MorphableModel
+
+
+@dataclass(frozen=True)
+class Pose:
+    """Head pose in degrees (AFLW2000-3D convention).
+
+    yaw > 0: face turned towards the image's left; pitch > 0: chin up; roll > 0: face rotated
+    clockwise as seen in the image.
+    """
+
+    yaw: float
+    pitch: float
+    roll: float
+
+    def as_array(self) -> np.ndarray:
+        """(3,) float64 ``(yaw, pitch, roll)``."""
+        return np.array([self.yaw, self.pitch, self.roll])
+
+    def to_dict(self) -> dict[str, float]:
+        return {"yaw": float(self.yaw), "pitch": float(self.pitch), "roll": float(self.roll)}
+
+
+@dataclass(eq=False)
+class Face:
+    """One aligned face.
+
+    Attributes:
+        box: (4,) float32 detection box ``(x1, y1, x2, y2)`` in image pixels (the given box
+            when boxes were passed in; the landmark-derived box for tracked faces).
+        score: detector confidence in [0, 1] (1.0 for given boxes).
+        roi_box: (4,) float32 square region ``(sx, sy, ex, ey)`` the network saw.
+        params: (62,) float32 de-whitened 3DMM parameters (pose 12, shape 40, expression 10).
+        landmarks: (68, 3) float32 landmarks (x, y, z) in the image frame, iBUG 68-point order.
+        pose: :class:`Pose` (yaw, pitch, roll in degrees).
+        image_index: index of the image in a batch call (0 for single images).
+        model: the morphable model used to reconstruct the dense mesh.
+    """
+
+    box: np.ndarray
+    score: float
+    roi_box: np.ndarray
+    params: np.ndarray
+    landmarks: np.ndarray
+    pose: Pose
+    image_index: int = 0
+    model: "MorphableModel | None" = field(default=None, repr=False)
+    _extras: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ geometry
+    @property
+    def rotation(self) -> np.ndarray:
+        """(3, 3) rotation R of the model frame (y up) into the camera frame."""
+        return decompose_pose(self.params)[1]
+
+    @property
+    def scale(self) -> float:
+        """Scale of ``P = [s·R | t]`` in crop pixels per model unit."""
+        return float(decompose_pose(self.params)[0])
+
+    @cached_property
+    def vertices(self) -> np.ndarray:
+        """(N, 3) float32 dense mesh in the image frame (38,365 or 53,215 vertices), on request.
+
+        Computed on first access and cached; :meth:`ddfa.FaceAligner.__call__` with
+        ``dense=True`` fills it for all faces in one batched product.
+        """
+        if self.model is None:
+            raise ValueError("this Face has no morphable model attached; cannot reconstruct the dense mesh")
+        return model_to_image(self.model.vertices(self.params), self.roi_box).astype(np.float32)
+
+    @property
+    def triangles(self) -> np.ndarray:
+        """(T, 3) int32 triangles of :attr:`vertices` (counter-clockwise in the model frame)."""
+        if self.model is None:
+            raise ValueError("this Face has no morphable model attached")
+        return self.model.triangles
+
+    # ------------------------------------------------------------------ export
+    def to_dict(self, *, dense: bool = False) -> dict[str, Any]:
+        """A JSON-serialisable dict (the schema of ``ddfa align``'s per-image files)."""
+        out = {
+            "box": [float(v) for v in self.box],
+            "score": float(self.score),
+            "roi_box": [float(v) for v in self.roi_box],
+            "params": [float(v) for v in self.params],
+            "landmarks_68": np.asarray(self.landmarks, dtype=np.float64).round(4).tolist(),
+            "pose": self.pose.to_dict(),
+        }
+        if dense:
+            out["vertices"] = np.asarray(self.vertices, dtype=np.float64).round(3).tolist()
+        return out

@@ -1,0 +1,104 @@
+"""Reading regressor checkpoints of 3DDFA v1, 3DDFA_V2 and ddfa itself.
+
+Layouts understood (all loaded with ``torch.load(weights_only=True)``):
+
+* **3DDFA_V2** (``mb05_120x120.pth``, ``mb1_120x120.pth``): ``{"state_dict": {...}}`` with
+  ``module.`` prefixes, the parameter head named ``fc_param`` and an unused 2D-landmark head
+  ``fc_lm``.
+* **3DDFA v1** (``phase1_*.pth.tar``): ``{"state_dict": {...}, ...}`` with ``module.`` prefixes
+  and the head named ``fc``.
+* **ddfa** (written by ``ddfa train``): ``{"state_dict": {...}, "ddfa": {"arch": str,
+  "width": float, "num_outputs": int, "whitening": {"name": str, "mean": (62,), "std": (62,)},
+  ...}}``, plain layer names.
+* a bare state dict of any of the above.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..errors import AssetError
+
+
+@dataclass
+class RegressorCheckpoint:
+    """A normalised checkpoint: plain layer names, head named ``fc``.
+
+    Attributes:
+        state_dict: tensors keyed as in :class:`ddfa.nets.mobilenet_v1.MobileNetV1`.
+        layout: ``"v2"``, ``"v1"`` or ``"ddfa"``.
+        meta: the ``ddfa`` metadata dict for ddfa checkpoints, else empty.
+    """
+
+    state_dict: dict[str, torch.Tensor]
+    layout: str
+    meta: dict
+
+
+def normalise_checkpoint(obj: dict, source: str = "<checkpoint>") -> RegressorCheckpoint:
+    """Turn any supported checkpoint dict into a :class:`RegressorCheckpoint`."""
+    meta = obj.get("ddfa", {}) if isinstance(obj.get("ddfa"), dict) else {}
+    state = obj.get("state_dict", obj)
+    if not isinstance(state, dict) or not state:
+        raise AssetError(f"{source}: no state dict found in the checkpoint")
+    out: dict[str, torch.Tensor] = {}
+    has_param_head = False
+    for key, value in state.items():
+        if not isinstance(value, torch.Tensor):
+            continue
+        key = key[len("module.") :] if key.startswith("module.") else key
+        if key.startswith("fc_lm."):
+            continue  # 3DDFA_V2's auxiliary 2D landmark head: unused at inference
+        if key.startswith("fc_param."):
+            key = "fc." + key[len("fc_param.") :]
+            has_param_head = True
+        out[key] = value
+    if "conv1.weight" not in out or "fc.weight" not in out:
+        raise AssetError(f"{source}: not a MobileNet-V1 regressor checkpoint (no conv1/fc weights)")
+    layout = "ddfa" if meta else ("v2" if has_param_head else "v1")
+    return RegressorCheckpoint(out, layout, dict(meta))
+
+
+def whitening_from_meta(meta: dict):
+    """The :class:`~ddfa.morphable.params.Whitening` stored in a ddfa checkpoint, or None."""
+    from ..morphable.params import Whitening
+
+    white = meta.get("whitening")
+    if not isinstance(white, dict) or "mean" not in white:
+        return None
+    mean = np.asarray(torch.as_tensor(white["mean"]).cpu(), dtype=np.float32)
+    std = np.asarray(torch.as_tensor(white["std"]).cpu(), dtype=np.float32)
+    return Whitening(mean=mean, std=std, name=str(white.get("name", "custom")))
+
+
+def make_ddfa_checkpoint(model: torch.nn.Module, *, arch: str, width: float, whitening, **extra) -> dict:
+    """A checkpoint dict in ddfa's own layout (see the module docstring).
+
+    ``model`` is the bare network (not DDP-wrapped); ``whitening`` a
+    :class:`~ddfa.morphable.params.Whitening`. ``extra`` goes into the metadata (epoch, ...).
+    """
+    meta = {
+        "arch": arch,
+        "width": float(width),
+        "num_outputs": int(model.fc.out_features),
+        "whitening": {
+            "name": whitening.name,
+            "mean": torch.as_tensor(whitening.mean),
+            "std": torch.as_tensor(whitening.std),
+        },
+    }
+    meta.update(extra)
+    return {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "ddfa": meta}
+
+
+def to_v2_state_dict(state_dict: dict[str, torch.Tensor]) -> dict:
+    """Export a plain state dict to 3DDFA_V2's layout (``module.`` prefix, ``fc_param`` head)."""
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("fc."):
+            key = "fc_param." + key[len("fc.") :]
+        out["module." + key] = value
+    return {"state_dict": out}

@@ -1,0 +1,98 @@
+"""Shared fixtures: the real upstream assets, golden references and benchmark data.
+
+The data lives outside the repository, in ``../shared`` beside the checkout (override with
+``DDFA_SHARED=/path/to/shared``); the asset directory can also be set with ``DDFA_HOME``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("DDFA_SHARED", REPO.parent / "shared")).resolve()
+# converted files (ONNX exports) of test runs stay inside the checkout, ignored by git
+os.environ.setdefault("DDFA_CACHE", str(REPO / ".cache" / "ddfa"))
+
+
+def _require(path: Path) -> Path:
+    if not path.exists():
+        pytest.fail(f"test data not found at {path}; set DDFA_SHARED to the shared data folder", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="session")
+def shared_dir() -> Path:
+    return _require(SHARED)
+
+
+@pytest.fixture(scope="session")
+def assets_dir() -> Path:
+    env = os.environ.get("DDFA_HOME")
+    return _require(Path(env) if env else SHARED / "assets")
+
+
+@pytest.fixture(scope="session")
+def store(assets_dir):
+    from ddfa.assets import AssetStore
+
+    return AssetStore(assets_dir)
+
+
+@pytest.fixture(scope="session")
+def golden_dir() -> Path:
+    return _require(SHARED / "golden")
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    return _require(SHARED / "data")
+
+
+@pytest.fixture(scope="session")
+def pipeline_golden(golden_dir):
+    return dict(np.load(golden_dir / "pipeline_mb05.npz"))
+
+
+@pytest.fixture(scope="session")
+def example_images(assets_dir) -> dict[str, Path]:
+    """The four photos of the golden pipeline run, by file name."""
+    return {
+        "JianzhuGuo.jpg": assets_dir / "3DDFA_V2/examples/inputs/JianzhuGuo.jpg",
+        "emma.jpg": assets_dir / "3DDFA_V2/examples/inputs/emma.jpg",
+        "trump_hillary.jpg": assets_dir / "3DDFA_V2/examples/inputs/trump_hillary.jpg",
+        "image00427.jpg": assets_dir / "3DDFA/visualize/image00427.jpg",
+    }
+
+
+@pytest.fixture(scope="session")
+def noneck_model(store):
+    from ddfa.morphable import load_morphable_model
+
+    return load_morphable_model(store, "noneck")
+
+
+@pytest.fixture(scope="session")
+def full_model(store):
+    from ddfa.morphable import load_morphable_model
+
+    return load_morphable_model(store, "full")
+
+
+@pytest.fixture(scope="session")
+def aligner(assets_dir):
+    """The default FaceAligner (mb05 + FaceBoxes, onnxruntime on CPU)."""
+    import ddfa
+
+    return ddfa.FaceAligner(assets=assets_dir)
+
+
+@pytest.fixture(scope="session")
+def torch_aligner(assets_dir):
+    """mb05 + FaceBoxes on the torch backend (the reference path)."""
+    import ddfa
+
+    return ddfa.FaceAligner(assets=assets_dir, backend="torch")

@@ -1,0 +1,84 @@
+"""The ``ddfa`` command line: help texts, ``align`` on the example photos, ONNX export."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+import ddfa
+from ddfa.cli.main import main
+
+
+def test_entry_point_help():
+    result = subprocess.run([sys.executable, "-m", "ddfa.cli.main", "--help"], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0
+    for word in ("align", "assets", "export", "non-commercial"):
+        assert word in result.stdout
+
+
+def test_align_help_explains_options(capsys):
+    with pytest.raises(SystemExit) as info:
+        main(["align", "--help"])
+    assert info.value.code == 0
+    out = capsys.readouterr().out
+    for option in ("--output", "--outputs", "--crop-policy", "--max-faces", "--model", "--assets", "--device",
+                   "--backend", "--detector", "2d_sparse"):
+        assert option in out
+
+
+def test_align_example_photos(tmp_path, assets_dir, aligner, capsys):
+    folder = assets_dir / "3DDFA_V2/examples/inputs"
+    code = main(["align", str(folder), "--output", str(tmp_path), "--assets", str(assets_dir), "--quiet"])
+    assert code == 0
+    assert "3 image(s) aligned, 6 face(s) found, 0 failure(s)" in capsys.readouterr().out
+    expected = {"JianzhuGuo": 1, "emma": 3, "trump_hillary": 2}
+    for stem, count in expected.items():
+        result = json.loads((tmp_path / f"{stem}.json").read_text())
+        assert len(result["faces"]) == count
+        face = result["faces"][0]
+        assert set(face) >= {"box", "score", "roi_box", "params", "landmarks_68", "pose"}
+        assert len(face["params"]) == 62 and np.shape(face["landmarks_68"]) == (68, 3)
+        assert set(face["pose"]) == {"yaw", "pitch", "roll"}
+        api = aligner(str(folder / f"{stem}.jpg"))
+        np.testing.assert_allclose(face["landmarks_68"], api[0].landmarks, atol=1e-3)
+        overlay = cv2.imread(str(tmp_path / f"{stem}_2d_sparse.png"))
+        photo = cv2.imread(str(folder / f"{stem}.jpg"))
+        assert overlay.shape == photo.shape
+        # the landmark dots are drawn in green at the landmark positions
+        for x, y, _ in np.round(face["landmarks_68"]).astype(int):
+            b, g, r = overlay[y, x].astype(int)
+            assert g > 150 and g > r + 50 and g > b + 50
+    assert not (tmp_path / "failures.json").exists()
+
+
+def test_two_step_and_face_limit_options(tmp_path, assets_dir, capsys):
+    photo = assets_dir / "3DDFA_V2/examples/inputs/emma.jpg"
+    assert main(["align", str(photo), "--output", str(tmp_path), "--assets", str(assets_dir), "--max-faces", "1",
+                 "--crop-policy", "landmarks", "--outputs", "none"]) == 0
+    result = json.loads((tmp_path / "emma.json").read_text())
+    assert len(result["faces"]) == 1 and not (tmp_path / "emma_2d_sparse.png").exists()
+    assert main(["align", str(photo), "--output", str(tmp_path), "--assets", str(assets_dir),
+                 "--outputs", "no-such-output"]) == 1
+    assert "unknown output" in capsys.readouterr().err
+
+
+def test_export_onnx_matches_torch(tmp_path, assets_dir, pipeline_golden):
+    import onnxruntime as ort
+
+    path = tmp_path / "mb05.onnx"
+    assert main(["export", "onnx", "--model", "mb05", "--assets", str(assets_dir), "--output", str(path)]) == 0
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    from ddfa.nets.registry import preprocess_crops
+
+    out = session.run(None, {session.get_inputs()[0].name: preprocess_crops(pipeline_golden["crop"])})[0]
+    np.testing.assert_allclose(out, pipeline_golden["param_raw"], atol=1e-4)
+    v2 = tmp_path / "mb05_v2.pth"
+    assert main(["export", "v2-checkpoint", "--model", "mb05", "--assets", str(assets_dir), "--output", str(v2)]) == 0
+    reloaded = ddfa.create_model(str(v2), assets=assets_dir, backend="torch")
+    np.testing.assert_allclose(reloaded.predict_whitened(pipeline_golden["crop"]), pipeline_golden["param_raw"], atol=1e-4)

@@ -1,0 +1,94 @@
+"""Head pose: V2 parity on the golden faces, and ddfa's angle convention verified against the
+AFLW2000-3D ground truth (pose_para: R = Rx(pitch)·Ry(yaw)·Rz(roll))."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ddfa.morphable import frames
+from ddfa.morphable.pose import angles_to_rotation, decompose_pose, pose_angles, rotation_to_angles, v2_angles
+
+
+def test_v2_pose_parity(pipeline_golden):
+    scale, rotation, translation = decompose_pose(pipeline_golden["param"])
+    np.testing.assert_allclose(rotation, pipeline_golden["pose_P"][:, :, :3], atol=1e-5)
+    np.testing.assert_allclose(translation, pipeline_golden["pose_P"][:, :, 3], atol=1e-4)
+    np.testing.assert_allclose(v2_angles(rotation), pipeline_golden["pose"], atol=1e-4)
+    assert np.all(scale > 0)
+
+
+def test_angle_round_trip_and_gimbal_lock():
+    rng = np.random.default_rng(0)
+    angles = rng.uniform([-89, -80, -80], [89, 80, 80], size=(200, 3))
+    rotation = angles_to_rotation(angles[:, 0], angles[:, 1], angles[:, 2])
+    np.testing.assert_allclose(rotation @ np.swapaxes(rotation, 1, 2), np.broadcast_to(np.eye(3), (200, 3, 3)), atol=1e-12)
+    np.testing.assert_allclose(rotation_to_angles(rotation), angles, atol=1e-9)
+    # at yaw = +-90 pitch and roll are ambiguous: roll is set to 0 and the rotation is preserved
+    for yaw in (90.0, -90.0):
+        r = angles_to_rotation(yaw, 25.0, 10.0)
+        y, p, ro = rotation_to_angles(r)
+        assert y == pytest.approx(yaw) and ro == 0.0
+        np.testing.assert_allclose(angles_to_rotation(y, p, ro), r, atol=1e-9)
+
+
+def _synthetic_landmarks(noneck_model, yaw, pitch, roll):
+    """68 image-frame landmarks of the mean face posed with the given AFLW angles."""
+    params = np.zeros(62, np.float32)
+    pose = np.zeros((3, 4))
+    pose[:, :3] = angles_to_rotation(yaw, pitch, roll) * 5e-4
+    pose[:, 3] = [60, 60, 0]
+    params[:12] = pose.ravel()
+    rotation = decompose_pose(params)[1]
+    return frames.model_to_image(noneck_model.landmarks(params), np.array([0, 0, 120, 120.0])), rotation
+
+
+def test_documented_signs_on_posed_mean_face(noneck_model):
+    frontal, _ = _synthetic_landmarks(noneck_model, 0, 0, 0)
+    eyes_x = (frontal[36, 0] + frontal[45, 0]) / 2
+    # yaw > 0: the face turns towards the image left (nose tip moves left of the eye centre)
+    turned, _ = _synthetic_landmarks(noneck_model, 30, 0, 0)
+    assert turned[30, 0] - (turned[36, 0] + turned[45, 0]) / 2 < frontal[30, 0] - eyes_x - 3
+    # pitch > 0: chin up, the nose tip rises towards the eyes (y down)
+    up, _ = _synthetic_landmarks(noneck_model, 0, 20, 0)
+    assert (up[30, 1] - up[39, 1]) < (frontal[30, 1] - frontal[39, 1]) - 3
+    # roll > 0: clockwise in the image, so the image-right eye goes down
+    rolled, rotation = _synthetic_landmarks(noneck_model, 0, 0, 20)
+    eye_angle = np.degrees(np.arctan2(rolled[45, 1] - rolled[36, 1], rolled[45, 0] - rolled[36, 0]))
+    assert eye_angle == pytest.approx(20, abs=1.5)
+    assert rotation_to_angles(rotation) == pytest.approx([0, 0, 20], abs=1e-3)
+
+
+@pytest.fixture(scope="module")
+def aflw2000_pose(data_dir, assets_dir):
+    """mb05 parameters on the 2000 AFLW2000-3D crops and the official pose ground truth."""
+    import ddfa
+    from ddfa.io.image import read_image
+
+    root = data_dir / "aflw2000-3d"
+    names = (root / "AFLW2000-3D_crop.list").read_text().split()
+    crops = np.stack([read_image(root / "AFLW2000-3D_crop" / n) for n in names])
+    params = ddfa.create_model("mb05", assets=assets_dir)(crops)
+    ann = np.load(root / "aflw2000_3d_annotations.npz")
+    assert list(ann["names"]) == names
+    truth = np.degrees(ann["pose_para"][:, [1, 0, 2]])  # (yaw, pitch, roll)
+    keep = np.all(np.abs(truth) <= 99, axis=1)
+    return params, truth, keep
+
+
+def test_convention_matches_aflw2000_ground_truth(aflw2000_pose):
+    params, truth, keep = aflw2000_pose
+    assert keep.sum() == 1969
+    predicted = pose_angles(params)
+    mae = np.abs(predicted - truth)[keep].mean(axis=0)
+    # the published 3DDFA head-pose errors on AFLW2000-3D are about 5.4 / 8.5 / 8.3 degrees
+    assert mae[0] < 5 and mae[1] < 11 and mae[2] < 10, mae
+    median = np.median(np.abs(predicted - truth)[keep], axis=0)
+    assert np.all(median < 5), median
+    # 3DDFA_V2's own angles do not follow AFLW's convention: far worse on pitch and roll
+    v2 = v2_angles(decompose_pose(params)[1])
+    v2_mae = np.abs(v2 - truth)[keep].mean(axis=0)
+    assert v2_mae[1] > 2 * mae[1] and v2_mae[2] > 2 * mae[2]
+    # and the transposed rotation (the other plausible reading) is far worse too
+    transposed = rotation_to_angles(np.swapaxes(decompose_pose(params)[1], 1, 2))
+    assert np.abs(transposed - truth)[keep].mean() > 2 * mae.mean()
