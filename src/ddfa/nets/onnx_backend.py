@@ -24,7 +24,9 @@ _EXPORT_LOCK = threading.Lock()
 
 
 def onnxruntime_available() -> bool:
+    """True when onnxruntime (to run) and onnx (which torch's exporter needs) are importable."""
     try:
+        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except Exception:
         return False

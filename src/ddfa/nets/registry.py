@@ -168,7 +168,8 @@ def choose_backend(backend: str, device) -> str:
         if not on_cpu:
             raise InputError("the onnxruntime backend runs on the CPU only; use backend='torch' on GPUs")
         if not onnxruntime_available():
-            raise InputError("backend='onnxruntime' needs the onnxruntime package: pip install onnxruntime")
+            raise InputError("backend='onnxruntime' needs the onnxruntime and onnx packages: "
+                             "pip install onnxruntime onnx")
     return backend
 
 
