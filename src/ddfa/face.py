@@ -90,7 +90,9 @@ class Face:
 
     @property
     def triangles(self) -> np.ndarray:
-        """(T, 3) int32 triangles of :attr:`vertices` (counter-clockwise in the model frame)."""
+        """(T, 3) int32 triangles of :attr:`vertices`; a front-facing triangle has a positive signed
+        area ``(x1 - x0)(y2 - y0) - (x2 - x0)(y1 - y0)`` in the image frame (see
+        :class:`~ddfa.morphable.model.MorphableModel`)."""
         if self.model is None:
             raise ValueError("this Face has no morphable model attached")
         return self.model.triangles

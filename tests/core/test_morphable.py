@@ -87,3 +87,20 @@ def test_whitening_and_layout(store, pipeline_golden):
     np.testing.assert_array_equal(pose[0, 1], pipeline_golden["param"][0, 4:8])
     with pytest.raises(ValueError, match="62"):
         split_params(np.zeros((2, 61)))
+
+
+def test_documented_triangle_orientation(noneck_model, full_model):
+    """Front-facing triangles have a positive signed area in the image frame (y down)."""
+    for model in (noneck_model, full_model):
+        params = np.zeros(62, np.float32)
+        params[[0, 5, 10]] = 5e-4  # frontal, s = 5e-4
+        params[[3, 7]] = 60
+        points = frames.model_to_image(model.vertices(params), np.array([0, 0, 120, 120.0]))
+        tri = points[model.triangles]
+        area = (tri[:, 1, 0] - tri[:, 0, 0]) * (tri[:, 2, 1] - tri[:, 0, 1]) - (
+            tri[:, 2, 0] - tri[:, 0, 0]) * (tri[:, 1, 1] - tri[:, 0, 1])
+        # triangles around the nose, mouth corners and chin face the camera (the jaw contour
+        # points 0-16 except the chin sit on surfaces seen edge-on)
+        for landmark in (27, 30, 33, 48, 54, 8):
+            around = np.any(model.triangles == model.landmark_vertices[landmark], axis=1)
+            assert around.sum() >= 4 and np.all(area[around] > 0), landmark

@@ -50,8 +50,10 @@ class MorphableModel:
         basis: (3N, 50) float32, rows interleaved x0, y0, z0, x1, ...; columns 0-39 shape,
             40-49 expression.
         landmark_vertices: (68,) int64 vertex ids of the 68 landmarks (standard iBUG order).
-        triangles: (T, 3) int32 0-based vertex ids, counter-clockwise seen from the front in the
-            model frame (y up).
+        triangles: (T, 3) int32 0-based vertex ids, as stored upstream: seen from the front they
+            run clockwise, so in the model frame (y up) ``(v1 - v0) x (v2 - v0)`` points into the
+            head, and in the image frame (y down) a front-facing triangle has a positive signed
+            area ``(x1 - x0)(y2 - y0) - (x2 - x0)(y1 - y0)``.
         vertex_ids_in_full: (N,) int64 id of each vertex in the 53,215-vertex model.
     """
 
