@@ -1,11 +1,14 @@
 """Head pose from the 3x4 pose matrix ``P = [s·R | t]`` of the 62 parameters.
 
-**ddfa's angles follow the AFLW2000-3D ground truth** (``pose_para``): with ``A`` the rotation
-from the camera to the head in the model frame (``A = Rᵀ``, R from :func:`decompose_pose`),
+**ddfa's angles follow the AFLW2000-3D ground truth** (``pose_para``): with R the model-frame
+rotation from :func:`decompose_pose` and ``A = Rᵀ``,
 
-    A = Rx(pitch) · Ry(yaw) · Rz(roll)
+    A = Rz(roll) · Ry(yaw) · Rx(pitch),   i.e.   R = Rx(-pitch) · Ry(-yaw) · Rz(-roll)
 
-and, as measured against the AFLW2000-3D annotations (``tests/test_pose.py``):
+(Rx, Ry, Rz the right-handed elementary rotations). Of the plausible conventions this is the one
+that fits the AFLW2000-3D annotations, by a wide margin (``tests/core/test_pose.py`` checks it on
+the data; ``ddfa benchmark pose`` re-checks it at run time). Signs, as measured on the
+annotations:
 
 * **yaw > 0**: the face turns towards the image's left (the subject's own right); ±90° is a
   profile.
@@ -59,20 +62,22 @@ def decompose_pose(params: np.ndarray):
 def rotation_to_angles(rotation: np.ndarray) -> np.ndarray:
     """(..., 3, 3) model-frame rotations R -> (..., 3) ``(yaw, pitch, roll)`` degrees, AFLW2000-3D
     convention (see the module docstring)."""
-    a = np.swapaxes(np.asarray(rotation, dtype=np.float64), -1, -2)  # A = Rᵀ = Rx·Ry·Rz
-    sin_yaw = np.clip(a[..., 0, 2], -1.0, 1.0)
+    a = np.swapaxes(np.asarray(rotation, dtype=np.float64), -1, -2)  # A = Rᵀ = Rz·Ry·Rx
+    sin_yaw = np.clip(-a[..., 2, 0], -1.0, 1.0)
     yaw = np.arcsin(sin_yaw)
-    cos_yaw = np.sqrt(a[..., 0, 0] ** 2 + a[..., 0, 1] ** 2)
+    cos_yaw = np.hypot(a[..., 2, 1], a[..., 2, 2])
     regular = cos_yaw > _GIMBAL_EPS
-    pitch = np.where(regular, np.arctan2(-a[..., 1, 2], a[..., 2, 2]), np.sign(sin_yaw) * np.arctan2(a[..., 1, 0], a[..., 1, 1]))
-    roll = np.where(regular, np.arctan2(-a[..., 0, 1], a[..., 0, 0]), 0.0)
+    # at |yaw| = 90 degrees only pitch - sign(yaw)·roll is defined: roll is set to 0
+    pitch = np.where(regular, np.arctan2(a[..., 2, 1], a[..., 2, 2]),
+                     np.arctan2(np.sign(sin_yaw) * a[..., 0, 1], a[..., 1, 1]))
+    roll = np.where(regular, np.arctan2(a[..., 1, 0], a[..., 0, 0]), 0.0)
     return np.degrees(np.stack([yaw, pitch, roll], axis=-1))
 
 
 def angles_to_rotation(yaw, pitch, roll) -> np.ndarray:
     """Inverse of :func:`rotation_to_angles`: degrees -> (..., 3, 3) model-frame rotation R."""
     yaw, pitch, roll = (np.radians(np.asarray(v, dtype=np.float64)) for v in (yaw, pitch, roll))
-    return np.swapaxes(_rx(pitch) @ _ry(yaw) @ _rz(roll), -1, -2)
+    return np.swapaxes(_rz(roll) @ _ry(yaw) @ _rx(pitch), -1, -2)
 
 
 def pose_angles(params: np.ndarray) -> np.ndarray:
