@@ -97,6 +97,68 @@ class Face:
             raise ValueError("this Face has no morphable model attached")
         return self.model.triangles
 
+    # ------------------------------------------------------------------ dense outputs
+    # (computed on request only; the heavy code lives in ddfa.render and ddfa.io.mesh)
+    def depth_map(self, shape, *, normalize: bool = True) -> np.ndarray:
+        """(H, W) float32 depth of this face alone; ``shape`` is the photo or ``(H, W)``.
+
+        See :func:`ddfa.render.render_depth`: normalised to [0, 1] (1 nearest, 0 off the face)
+        or, with ``normalize=False``, raw image-frame z in pixels (NaN off the face).
+        """
+        from .render.dense import render_depth
+
+        return render_depth([self], shape, normalize=normalize)
+
+    def pncc(self, shape, *, assets=None) -> np.ndarray:
+        """(H, W, 3) float32 PNCC map of this face alone (NCC x, y, z in [0, 1]; 0 off the face).
+
+        ``assets``: asset store or folder holding the NCC codes (default: the one the face's
+        model was loaded from, see :func:`ddfa.render.assets.render_assets`).
+        """
+        from .render.dense import render_pncc
+
+        return render_pncc([self], shape, assets=assets)
+
+    def render(self, image: np.ndarray, **shading) -> np.ndarray:
+        """The photo with this face's mesh shaded over it (:func:`ddfa.render.render_shaded`)."""
+        from .render.dense import render_shaded
+
+        return render_shaded(image, [self], **shading)
+
+    def vertex_colors(self, image: np.ndarray) -> np.ndarray:
+        """(N, 3) uint8 colour of the photo under each dense vertex (bilinear), BGR like the photo."""
+        from .render.dense import vertex_colors
+
+        return vertex_colors(image, self.vertices)
+
+    def uv_texture(self, image: np.ndarray, size: int = 256, *, assets=None, visible_only: bool = True) -> np.ndarray:
+        """(size, size, 3) uint8 BGR UV texture of this face (:func:`ddfa.render.uv_texture`)."""
+        from .render.texture import uv_texture
+
+        return uv_texture(image, self, size, assets=assets, visible_only=visible_only)
+
+    def paf(self, image: np.ndarray, kernel_size: int = 3, *, assets=None) -> np.ndarray:
+        """(64·k, 64·k, 3) uint8 pose-adaptive feature map of this face
+        (:func:`ddfa.render.paf_features`)."""
+        from .render.paf import paf_features
+
+        return paf_features(image, self, kernel_size, assets=assets)
+
+    def save_ply(self, path, image: np.ndarray | None = None, *, binary: bool = True):
+        """Write the dense mesh as PLY (right-handed ``(x, -y, z)`` image pixels, normals out of
+        the face; per-vertex colours from ``image`` when given). See :mod:`ddfa.io.mesh`."""
+        from .render.export import save_ply
+
+        return save_ply(self, path, image, binary=binary)
+
+    def save_obj(self, path, image: np.ndarray | None = None, *, texture: bool = True, texture_size: int = 512,
+                 assets=None):
+        """Write the dense mesh as OBJ (frame as :meth:`save_ply`), with vertex colours and a UV
+        texture (``.mtl`` + ``_texture.png``) when ``image`` is given. Returns the files written."""
+        from .render.export import save_obj
+
+        return save_obj(self, path, image, texture=texture, texture_size=texture_size, assets=assets)
+
     # ------------------------------------------------------------------ export
     def to_dict(self, *, dense: bool = False) -> dict[str, Any]:
         """A JSON-serialisable dict (the schema of ``ddfa align``'s per-image files)."""

@@ -40,8 +40,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("-o", "--output", default="out", metavar="DIR", help="output folder (default: out)")
     parser.add_argument(
         "--outputs", default="2d_sparse", metavar="LIST",
-        help="comma-separated outputs per image; available: " + ", ".join(OUTPUTS) + " (default: 2d_sparse; "
-        "'none' for JSON only)",
+        help="comma-separated outputs per image (default: 2d_sparse; 'none' for JSON only): "
+        + "; ".join(f"{name}: {spec.description}" for name, spec in OUTPUTS.items()),
     )
     parser.add_argument("--crop-policy", choices=("box", "landmarks"), default="box",
                         help="crop from the detection box (one pass, default) or refine from the first "
@@ -116,8 +116,8 @@ def run(args) -> int:
             failures.append((str(path), str(exc)))
             bar.write(f"ddfa: skipped {exc}", file=sys.stderr)
             continue
-        except (MemoryError, OSError, ValueError, RuntimeError) as exc:  # keep the batch going
-            message = f"{path}: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # anything else: record it and keep the batch going
+            message = f"{path}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
             failures.append((str(path), message))
             bar.write(f"ddfa: skipped {message}", file=sys.stderr)
             continue

@@ -14,7 +14,7 @@ import sys
 from ..errors import DdfaError
 
 #: sub-command modules under ddfa.cli, in the order ``ddfa --help`` lists them
-SUBCOMMANDS = ("align", "assets", "export")
+SUBCOMMANDS = ("align", "assets", "export", "benchmark", "train", "synth", "video")
 
 DESCRIPTION = """\
 ddfa: 3D dense face alignment in full pose range (3DDFA / 3DDFA_V2).

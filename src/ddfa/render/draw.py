@@ -64,3 +64,92 @@ def draw_landmarks(image: np.ndarray, faces: Sequence, *, boxes: bool = True, li
         for x, y in fixed:
             cv2.circle(out, (int(x), int(y)), radius << shift, color, -1, cv2.LINE_AA, shift)
     return out
+
+
+DENSE_COLOR = (255, 200, 60)  # BGR, light blue
+POSE_COLOR = (40, 255, 0)  # BGR, green
+POSE_FRONT_COLOR = (0, 200, 255)  # BGR, orange
+
+
+def draw_dense(image: np.ndarray, faces: Sequence, *, color=DENSE_COLOR, spacing: float = 2.0) -> np.ndarray:
+    """The ``2d_dense`` overlay: each face's dense vertices drawn as dots.
+
+    Dots are one pixel (a plus of five pixels on faces whose vertices lie more than 3 px
+    apart); on small faces every k-th vertex is drawn so that dots stay about ``spacing``
+    pixels apart instead of merging into a solid patch.
+
+    Args:
+        image: (H, W, 3) uint8 BGR photo.
+        faces: faces with ``vertices`` (N, 3) in image pixels.
+    """
+    out = image.copy()
+    height, width = out.shape[:2]
+    for face in faces:
+        pts = np.asarray(face.vertices)[:, :2]
+        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        gap = float(np.sqrt(max((hi[0] - lo[0]) * (hi[1] - lo[1]), 1.0) / len(pts)))  # mean vertex spacing
+        step = max(1, int(round((spacing / max(gap, 1e-6)) ** 2)))
+        ij = np.rint(pts[::step]).astype(np.int64)
+        offsets = [(0, 0)] if gap <= 3 else [(0, 0), (1, 0), (-1, 0), (0, 1), (0, -1)]
+        for dx, dy in offsets:
+            x, y = ij[:, 0] + dx, ij[:, 1] + dy
+            ok = (x >= 0) & (x < width) & (y >= 0) & (y < height)
+            out[y[ok], x[ok]] = color
+    return out
+
+
+def pose_box(face) -> np.ndarray:
+    """(8, 2) image points of the box that :func:`draw_pose` draws for ``face``.
+
+    The box is built in the model frame from the face model's mean shape: its back
+    rectangle spans the mean face's x/y extent at its farthest z, its front rectangle (60%
+    of that size) sits in front of the nose tip by 0.3 face widths; corners 0-3 back, 4-7
+    front. It is posed and projected with the face's own parameters and roi, so it turns
+    with the head.
+    """
+    from ..morphable.frames import model_to_image
+
+    mean = np.asarray(face.model.mean)
+    lo, hi = mean.min(axis=0), mean.max(axis=0)
+    centre = (lo + hi) / 2
+    half = (hi - lo) / 2
+    depth = 0.3 * (hi[0] - lo[0])
+    corners = []
+    for z, shrink in ((lo[2], 1.0), (hi[2] + depth, 0.6)):
+        for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
+            corners.append((centre[0] + sx * shrink * half[0], centre[1] + sy * shrink * half[1], z))
+    corners = np.asarray(corners, dtype=np.float64)
+    pose = np.asarray(face.params, dtype=np.float64)[:12].reshape(3, 4)
+    posed = corners @ pose[:, :3].T + pose[:, 3]
+    return model_to_image(posed, np.asarray(face.roi_box, dtype=np.float64))[:, :2]
+
+
+def draw_pose(image: np.ndarray, faces: Sequence, *, color=POSE_COLOR, front_color=POSE_FRONT_COLOR,
+              text: bool = True) -> np.ndarray:
+    """The ``pose`` overlay: a 3D box per face that turns with the head (see :func:`pose_box`;
+    its small front rectangle points where the face looks), and the yaw/pitch/roll in degrees
+    above it (AFLW2000-3D convention, see :class:`ddfa.face.Pose`).
+
+    Args:
+        image: (H, W, 3) uint8 BGR photo.
+        faces: :class:`~ddfa.face.Face` records (``params``, ``roi_box``, ``model``, ``pose``).
+    """
+    out = image.copy()
+    scale = _line_scale(image, faces)
+    thickness = max(1, int(round(1.5 * scale)))
+    shift = 4
+    for face in faces:
+        pts = np.round(pose_box(face) * (1 << shift)).astype(np.int32)
+        back, front = pts[:4], pts[4:]
+        cv2.polylines(out, [back], True, color, thickness, cv2.LINE_AA, shift)
+        for k in range(4):
+            cv2.line(out, tuple(back[k]), tuple(front[k]), color, thickness, cv2.LINE_AA, shift)
+        cv2.polylines(out, [front], True, front_color, thickness, cv2.LINE_AA, shift)
+        if text and getattr(face, "pose", None) is not None:
+            label = f"yaw {face.pose.yaw:.0f}  pitch {face.pose.pitch:.0f}  roll {face.pose.roll:.0f}"
+            x0 = int(np.clip(pts[:, 0].min() >> shift, 0, out.shape[1] - 1))
+            y0 = int(np.clip((pts[:, 1].min() >> shift) - 4 * scale, 12 * scale, out.shape[0] - 1))
+            font = 0.45 * scale
+            cv2.putText(out, label, (x0, y0), cv2.FONT_HERSHEY_SIMPLEX, font, (0, 0, 0), thickness + 2, cv2.LINE_AA)
+            cv2.putText(out, label, (x0, y0), cv2.FONT_HERSHEY_SIMPLEX, font, (255, 255, 255), thickness, cv2.LINE_AA)
+    return out

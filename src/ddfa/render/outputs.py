@@ -93,3 +93,95 @@ def write_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence, out_
 @register_image_output("2d_sparse", "68 landmarks and boxes drawn on the photo")
 def _sparse(image, faces):
     return draw_landmarks(image, faces)
+
+
+# ---------------------------------------------------------------------- dense outputs
+# (implementations are imported on first use, so that importing the registry stays light)
+
+
+@register_image_output("2d_dense", "dense mesh vertices drawn as dots on the photo")
+def _dense(image, faces):
+    from .draw import draw_dense
+
+    return draw_dense(image, faces)
+
+
+@register_image_output("3d", "dense mesh, shaded grey, blended over the photo")
+def _shaded(image, faces):
+    from .dense import render_shaded
+
+    return render_shaded(image, faces)
+
+
+@register_image_output("depth", "depth image: each face's normalised depth (white = nearest), black background")
+def _depth(image, faces):
+    from .dense import render_depth
+
+    grey = np.rint(render_depth(faces, image, normalize=True) * 255).astype(np.uint8)
+    return np.repeat(grey[:, :, None], 3, axis=2)
+
+
+@register_file_output("depth_raw", "raw depth map <stem>_depth.npy: (H, W) float32 image-frame z in pixels "
+                      "(larger = nearer), NaN off the faces")
+def _depth_raw(image, faces, out_dir, stem):
+    from .dense import render_depth
+
+    path = Path(out_dir) / f"{stem}_depth.npy"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.save(path, render_depth(faces, image, normalize=False))
+    return [path]
+
+
+@register_image_output("pncc", "PNCC: the mean-face NCC code (x red, y green, z blue) of the surface at each pixel, "
+                       "black background")
+def _pncc(image, faces):
+    from .dense import render_pncc
+
+    return np.rint(render_pncc(faces, image)[:, :, ::-1] * 255).astype(np.uint8)
+
+
+@register_image_output("pose", "a 3D box per face turning with the head, and yaw/pitch/roll in degrees")
+def _pose(image, faces):
+    from .draw import draw_pose
+
+    return draw_pose(image, faces)
+
+
+UV_TEXTURE_SIZE = 256
+
+
+@register_image_output("uv_tex", f"UV texture of each face ({UV_TEXTURE_SIZE}x{UV_TEXTURE_SIZE}, side by side; "
+                       "hidden parts black); not photo-sized")
+def _uv_tex(image, faces):
+    from .texture import uv_texture
+
+    tiles = [uv_texture(image, face, UV_TEXTURE_SIZE) for face in faces]
+    if not tiles:
+        return np.zeros((UV_TEXTURE_SIZE, UV_TEXTURE_SIZE, 3), np.uint8)
+    return np.concatenate(tiles, axis=1)
+
+
+@register_image_output("paf", "pose-adaptive features (3DDFA): the projected 64x64 anchor grid on each face, "
+                       "and its sampled 64x64 map inset beside the face")
+def _paf(image, faces):
+    from .paf import draw_paf
+
+    return draw_paf(image, faces)
+
+
+@register_file_output("ply", "each face's mesh with photo colours: <stem>_face<i>.ply (x, -y, z image pixels)")
+def _ply(image, faces, out_dir, stem):
+    from .export import save_ply
+
+    return [save_ply(face, Path(out_dir) / f"{stem}_face{i}.ply", image) for i, face in enumerate(faces)]
+
+
+@register_file_output("obj", "each face's mesh with photo colours and UV texture: <stem>_face<i>.obj/.mtl/"
+                      "_texture.png")
+def _obj(image, faces, out_dir, stem):
+    from .export import save_obj
+
+    written = []
+    for i, face in enumerate(faces):
+        written += save_obj(face, Path(out_dir) / f"{stem}_face{i}.obj", image)
+    return written
