@@ -48,8 +48,8 @@ def register(subparsers) -> argparse.ArgumentParser:
     )
     parser.add_argument("config", nargs="?", default=None, help="YAML config file (optional)")
     for flag, key, kind, text in FLAGS:
-        parser.add_argument(flag, dest=f"cfg_{key}", type=kind, default=None, help=text)
-    parser.add_argument("--milestones", dest="cfg_milestones", default=None,
+        parser.add_argument(flag, dest=f"cfg_{key}", metavar=key.upper(), type=kind, default=None, help=text)
+    parser.add_argument("--milestones", dest="cfg_milestones", metavar="EPOCHS", default=None,
                         help="comma-separated epochs after which lr is multiplied by gamma (default 30,40)")
     parser.add_argument("--no-progress", dest="cfg_progress", action="store_const", const=False, default=None,
                         help="no progress bar")

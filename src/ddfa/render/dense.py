@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from ..errors import InputError
-from .raster import _jit, _rasterize, _readonly, as_meshes, as_triangles, interpolate_vertex_values, scratch
+from .raster import _jit, _readonly, as_meshes, as_triangles, compact, interpolate_vertex_values, scratch, zbuffer
 
 #: default light of :func:`render_shaded`: a unit direction *towards* the light in the image
 #: frame (x right, y down, z towards the camera): in front of the face, a little above-left
@@ -21,52 +21,56 @@ LIGHT_DIRECTION = (-0.25, -0.35, 1.0)
 
 
 class Scene:
-    """The dense meshes of several faces rasterised into one ``height x width`` image.
+    """The dense meshes of several faces z-buffered into one ``height x width`` image.
 
     Faces that share a morphable model are rasterised as one (F, N, 3) batch (``batched``);
     faces of different models (rare) are merged into one mesh. For use within one rendering:
-    ``vertices`` and the raster's per-pixel arrays are scratch memory of this thread (see
-    :func:`~ddfa.render.raster.scratch`), overwritten by the next ``Scene``.
+    ``vertices``, ``zbuffer`` and the raster's per-pixel arrays are scratch memory of this
+    thread (see :func:`~ddfa.render.raster.scratch`), overwritten by the next ``Scene``.
 
     Attributes:
         faces: the faces, in order.
         vertices: (F, N, 3) float32 (batched) or the (sum N_f, 3) merged vertices.
         triangles: (T, 3) uint32 shared triangles (batched) or the merged ones.
-        raster: the :class:`Raster` (covered pixels in ``raster.pixels``).
+        zbuffer: the :class:`~ddfa.render.raster.ZBuffer`.
+        raster: its :class:`Raster` (covered pixels in ``raster.pixels``), with ``raster=True``.
         face_of_pixel: (P,) int index into ``faces`` of the face seen at each covered pixel.
     """
 
-    def __init__(self, faces: Sequence, height: int, width: int):
+    def __init__(self, faces: Sequence, height: int, width: int, *, raster: bool = True):
         self.faces = list(faces)
         self.height, self.width = int(height), int(width)
+        self.batched = True
         if not self.faces:
-            self.raster = _rasterize(np.zeros((0, 3), np.float32), np.zeros((0, 3), np.int32), height, width, False,
-                                     transient=True)
-            self.face_of_pixel = np.zeros(0, np.int64)
-            self.batched = True
-            return
-        tris = [np.asarray(f.triangles) for f in self.faces]
-        self.batched = all(t is tris[0] or np.array_equal(t, tris[0]) for t in tris[1:])
-        meshes = [np.asarray(f.vertices) for f in self.faces]
-        if self.batched:
-            if any(m.shape != meshes[0].shape for m in meshes):
-                raise InputError(f"faces sharing triangles must have vertices of one shape, got "
-                                 f"{sorted({m.shape for m in meshes})}")
-            self.vertices = scratch("scene_vertices", (len(meshes),) + meshes[0].shape, np.float32)
-            for k, mesh in enumerate(meshes):
-                self.vertices[k] = mesh
-            self.triangles = as_triangles(tris[0], self.vertices.shape[1])
-            self.raster = _rasterize(self.vertices, self.triangles, height, width, False, transient=True)
-            self.face_of_pixel = self.raster.pixel_face.astype(np.int64)
+            self.vertices, self.triangles = np.zeros((0, 0, 3), np.float32), np.zeros((0, 3), np.uint32)
         else:
-            sizes = [len(m) for m in meshes]
-            self._vertex_starts = np.concatenate([[0], np.cumsum(sizes)])
-            self._triangle_starts = np.concatenate([[0], np.cumsum([len(t) for t in tris])])
-            self.vertices = np.concatenate(meshes).astype(np.float32, copy=False)
-            self.triangles = as_triangles(np.concatenate([t + s for t, s in zip(tris, self._vertex_starts)]),
-                                          len(self.vertices))
-            self.raster = _rasterize(self.vertices, self.triangles, height, width, False, transient=True)
-            self.face_of_pixel = np.searchsorted(self._triangle_starts, self.raster.pixel_triangle, side="right") - 1
+            tris = [np.asarray(f.triangles) for f in self.faces]
+            self.batched = all(t is tris[0] or np.array_equal(t, tris[0]) for t in tris[1:])
+            meshes = [np.asarray(f.vertices) for f in self.faces]
+            if self.batched:
+                if any(m.shape != meshes[0].shape for m in meshes):
+                    raise InputError(f"faces sharing triangles must have vertices of one shape, got "
+                                     f"{sorted({m.shape for m in meshes})}")
+                self.vertices = scratch("scene_vertices", (len(meshes),) + meshes[0].shape, np.float32)
+                for k, mesh in enumerate(meshes):
+                    self.vertices[k] = mesh
+                self.triangles = as_triangles(tris[0], self.vertices.shape[1])
+            else:
+                sizes = [len(m) for m in meshes]
+                self._vertex_starts = np.concatenate([[0], np.cumsum(sizes)])
+                self._triangle_starts = np.concatenate([[0], np.cumsum([len(t) for t in tris])])
+                self.vertices = np.concatenate(meshes).astype(np.float32, copy=False)
+                self.triangles = as_triangles(np.concatenate([t + s for t, s in zip(tris, self._vertex_starts)]),
+                                              len(self.vertices))
+        self.zbuffer = zbuffer(self.vertices, self.triangles, height, width)
+        self.raster = compact(self.zbuffer, transient=True) if raster else None
+
+    @property
+    def face_of_pixel(self) -> np.ndarray:
+        """(P,) int64 index into ``faces`` of the face seen at each covered pixel."""
+        if self.batched:
+            return self.raster.pixel_face.astype(np.int64)
+        return np.searchsorted(self._triangle_starts, self.raster.pixel_triangle, side="right") - 1
 
     def interpolate_vertex_values(self, values: np.ndarray) -> np.ndarray:
         """Interpolate values of all faces' vertices, concatenated face after face into
@@ -196,24 +200,35 @@ def _shade_kernel(verts, tris, light, half, ambient, diffuse, specular, shinines
 
 
 @_jit
-def _blend_kernel(flat, pixels, pixel_face, pixel_triangle, bary, tris, num_vertices, shade, albedo, keep,
-                  gloss_scale):
-    """Blend the shaded mesh into (H*W, 3) uint8 ``flat`` in place, at a raster's covered
-    pixels: ``photo * keep + intensity * albedo + gloss * gloss_scale``, clipped to [0, 255]
-    and rounded, with the (V, 2) per-vertex ``shade`` (intensity, gloss) interpolated there
-    (vertex ids ``face * num_vertices + tris[triangle]``)."""
-    zero, top, half = np.float32(0), np.float32(255), np.float32(0.5)
-    for p in range(len(pixels)):
-        t = pixel_triangle[p]
-        base = pixel_face[p] * num_vertices
-        a, b, c = base + tris[t, 0], base + tris[t, 1], base + tris[t, 2]
-        w0, w1, w2 = bary[p, 0], bary[p, 1], bary[p, 2]
-        intensity = shade[a, 0] * w0 + shade[b, 0] * w1 + shade[c, 0] * w2
-        gloss = (shade[a, 1] * w0 + shade[b, 1] * w1 + shade[c, 1] * w2) * gloss_scale
-        k = pixels[p]
-        for channel in range(3):
-            value = np.float32(flat[k, channel]) * keep + intensity * albedo[channel] + gloss
-            flat[k, channel] = np.uint8(int(min(max(value, zero), top) + half))
+def _blend_kernel(flat, width, window, zbuf, owner, weights, tris, num_vertices, shade, albedo, keep, gloss_scale):
+    """Blend the shaded meshes into (H*W, 3) uint8 ``flat`` in place, at the covered pixels of
+    a z-buffer (:class:`~ddfa.render.raster.ZBuffer`: ``window``, ``zbuf``, ``owner``,
+    ``weights``): ``photo * keep + intensity * albedo + gloss * gloss_scale``, clipped to
+    [0, 255] and rounded, with the (V, 2) per-vertex ``shade`` (intensity, gloss) interpolated
+    there (vertex ids ``face * num_vertices + tris[triangle]``). Reads the z-buffer directly:
+    no :class:`Raster` to build."""
+    wx0, wy0, win_w, win_h = window
+    zero, one, top, half = np.float32(0), np.float32(1), np.float32(255), np.float32(0.5)
+    for row in range(win_h):
+        for col in range(win_w):
+            k = row * win_w + col
+            if zbuf[k] == -np.inf:
+                continue
+            # the raster's barycentric weights: clipped to [0, 1], normalised (as compact())
+            w0 = min(max(weights[k, 0], zero), one)
+            w1 = min(max(weights[k, 1], zero), one)
+            w2 = min(max(one - w0 - w1, zero), one)
+            total = w0 + w1 + w2
+            w0, w1, w2 = w0 / total, w1 / total, w2 / total
+            t = owner[1, k]
+            base = owner[0, k] * num_vertices
+            a, b, c = base + tris[t, 0], base + tris[t, 1], base + tris[t, 2]
+            intensity = shade[a, 0] * w0 + shade[b, 0] * w1 + shade[c, 0] * w2
+            gloss = (shade[a, 1] * w0 + shade[b, 1] * w1 + shade[c, 1] * w2) * gloss_scale
+            pixel = (wy0 + row) * width + wx0 + col
+            for channel in range(3):
+                value = np.float32(flat[pixel, channel]) * keep + intensity * albedo[channel] + gloss
+                flat[pixel, channel] = np.uint8(int(min(max(value, zero), top) + half))
 
 
 # ---------------------------------------------------------------------- renderings
@@ -245,9 +260,9 @@ def render_shaded(image: np.ndarray, faces: Sequence, *, alpha: float = 0.6, col
         raise InputError(f"render_shaded: alpha must lie in [0, 1], got {alpha}")
     height, width = _image_size(image)
     out = image.copy()
-    scene = Scene(faces, height, width)
-    raster = scene.raster
-    if len(raster.pixels) == 0:
+    scene = Scene(faces, height, width, raster=False)
+    zbuf = scene.zbuffer
+    if zbuf.count == 0:
         return out
     # shade every vertex once, then interpolate the intensity (at ~1 px triangles this equals
     # per-pixel shading)
@@ -273,8 +288,8 @@ def render_shaded(image: np.ndarray, faces: Sequence, *, alpha: float = 0.6, col
         start = stop
     albedo = np.asarray(color, np.float32) * f32(255 * alpha)
     num_vertices = scene.vertices.shape[1] if scene.batched else 0  # merged meshes: global vertex ids
-    pixel_arrays = (raster.pixels, raster.pixel_face, raster.pixel_triangle, raster.pixel_barycentric)
-    _blend_kernel(out.reshape(-1, 3), *(_readonly(a) for a in pixel_arrays), _readonly(scene.triangles), num_vertices,
+    buffers = (_readonly(a) for a in (zbuf.depth, zbuf.owner, zbuf.weights))
+    _blend_kernel(out.reshape(-1, 3), width, zbuf.window, *buffers, _readonly(scene.triangles), num_vertices,
                   _readonly(per_vertex), _readonly(albedo), f32(1 - alpha), f32(255 * alpha))
     return out
 
@@ -302,7 +317,8 @@ def render_depth(faces: Sequence, shape, *, normalize: bool = True) -> np.ndarra
         zs = [np.asarray(f.vertices)[:, 2] for f in scene.faces]
         lo = np.array([v.min() for v in zs], np.float32)
         span = np.array([max(float(v.max() - v.min()), 1e-6) for v in zs], np.float32)
-        z = np.clip((z - lo[scene.face_of_pixel]) / span[scene.face_of_pixel], 0, 1)
+        face_of_pixel = scene.face_of_pixel
+        z = np.clip((z - lo[face_of_pixel]) / span[face_of_pixel], 0, 1)
     out[raster.pixels] = z
     return out.reshape(height, width)
 

@@ -17,23 +17,27 @@ Rules:
   signed area ``(b - a) x (c - a)`` in the image frame: the front faces of ddfa's meshes);
   degenerate and off-image triangles are skipped.
 
-How: one loop over the triangles (:func:`_zbuffer_kernel`) takes each triangle's bounding box
-of pixel centres, clipped to the image, tests those centres with the barycentric (edge)
-functions in float64 and keeps the nearest candidate in a z-buffer that spans only the image
-window the vertices cover. The meshes of faces have ~1 px triangles, so a box holds 0-4
-centres and a 38k-vertex face takes a few milliseconds. A second pass gathers the covered
-pixels in row-major order: the result keeps only those; full-image buffers are built when
-first asked for. The z-buffer is scratch memory kept between calls (per thread).
+How (:func:`zbuffer`, then :func:`compact`): one loop over the triangles
+(:func:`_zbuffer_kernel`) takes each triangle's bounding box of pixel centres, clipped to the
+image, tests those centres with the barycentric (edge) functions in float64 and keeps the
+nearest candidate in a z-buffer that spans only the image window the vertices cover. The
+meshes of faces have ~1 px triangles, so a box holds 0-4 centres; a 38k-vertex face of 400 px
+takes ~2.5 ms on one core. A second pass gathers the covered pixels in row-major order: the
+:class:`Raster` keeps only those; full-image buffers are built when first asked for. The
+z-buffer is :func:`scratch` memory kept between calls (per thread): fresh pages cost more
+than the rasterisation here.
 
-The kernels are compiled by numba on the first call of a process (a second or two) and cached
-on disk (next to this file, or in numba's user cache directory, or ``$NUMBA_CACHE_DIR``,
-whichever is writable; without any, they are compiled once per process).
+The kernels are compiled by numba (``nogil``: threads rasterise in parallel) on the first call
+of a process (~8 s for all of ddfa.render) and cached on disk: next to this file,
+``$NUMBA_CACHE_DIR`` or numba's user cache folder, whichever is writable (loading takes
+~0.5 s); without any, they are compiled once per process.
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -68,7 +72,8 @@ class Raster:
     """Per-pixel result of :func:`rasterize` for an image of ``height x width`` pixels.
 
     The covered pixels are stored compactly (``pixels`` and the ``pixel_*`` arrays, P of
-    them, in no particular order); the full-image buffers below are built on first access.
+    them; :func:`rasterize` gives them in row-major order); the full-image buffers below are
+    built on first access.
 
     Attributes:
         height, width: image size in pixels.
@@ -211,11 +216,6 @@ def as_meshes(vertices, what: str = "rasterize") -> np.ndarray:
     return np.ascontiguousarray(verts)
 
 
-def _empty_raster(height: int, width: int) -> Raster:
-    return Raster(height, width, np.zeros(0, np.int64), np.zeros(0, np.float32), np.zeros(0, np.int32),
-                  np.zeros(0, np.int32), np.zeros((0, 3), np.float32))
-
-
 #: vertices farther than this from the image origin (pixels) are refused
 MAX_COORDINATE = 1e9
 
@@ -241,7 +241,7 @@ def _window(verts, height, width):
 
 
 @_jit
-def _zbuffer_kernel(verts, tris, cull, window, zbuf, owner, weights):
+def _zbuffer_kernel(verts, tris, cull, window, zbuf, owner, weights, bounds):
     """Z-buffer (F, N, 3) float32 meshes sharing (T, 3) uint32 triangles into ``window`` =
     (x0, y0, columns, rows) of the image: on return, ``zbuf`` (float64, -inf off the meshes)
     holds the depth of the nearest candidate at each window pixel (row-major), ``owner``
@@ -249,9 +249,11 @@ def _zbuffer_kernel(verts, tris, cull, window, zbuf, owner, weights):
     of corners a, b (all three scratch, at least columns * rows long). Returns the number of
     covered pixels.
 
-    Written for the ~1 px triangles of dense faces, where the cost is per triangle: the box
-    of pixel centres from integer min/max (float min/max of mixed precision compile to
-    unpredictable branches) and unsigned indices (no wrap-around checks)."""
+    Written for the ~1 px triangles of dense faces, where the cost is per triangle: the
+    integer bounds (ceil x, floor x, ceil y, floor y) of each vertex are computed once per
+    mesh into ``bounds`` ((N, 4) int32 scratch), so that a triangle's box of pixel centres is
+    integer min/max (float min/max of mixed precision compile to unpredictable branches);
+    unsigned indices need no wrap-around checks."""
     wx0, wy0, win_w, win_h = window
     wx1, wy1 = wx0 + win_w - 1, wy0 + win_h - 1
     zbuf[:win_w * win_h] = -np.inf  # float64: the exact nearest candidate wins
@@ -259,20 +261,23 @@ def _zbuffer_kernel(verts, tris, cull, window, zbuf, owner, weights):
     lo, hi = -_EPS, 1.0 + _EPS
     for f in range(verts.shape[0]):
         mesh = verts[f]
+        for v in range(mesh.shape[0]):  # |x|, |y| <= MAX_COORDINATE: the bounds fit in int32
+            bounds[v, 0], bounds[v, 1] = np.int32(np.ceil(mesh[v, 0])), np.int32(np.floor(mesh[v, 0]))
+            bounds[v, 2], bounds[v, 3] = np.int32(np.ceil(mesh[v, 1])), np.int32(np.floor(mesh[v, 1]))
         for t in range(tris.shape[0]):
             ia, ib, ic = tris[t, 0], tris[t, 1], tris[t, 2]
+            # the box of pixel centres, clipped to the window
+            x0 = max(min(bounds[ia, 0], bounds[ib, 0], bounds[ic, 0]), wx0)
+            x1 = min(max(bounds[ia, 1], bounds[ib, 1], bounds[ic, 1]), wx1)
+            if x0 > x1:
+                continue
+            y0 = max(min(bounds[ia, 2], bounds[ib, 2], bounds[ic, 2]), wy0)
+            y1 = min(max(bounds[ia, 3], bounds[ib, 3], bounds[ic, 3]), wy1)
+            if y0 > y1:
+                continue
             xa, ya = np.float64(mesh[ia, 0]), np.float64(mesh[ia, 1])
             xb, yb = np.float64(mesh[ib, 0]), np.float64(mesh[ib, 1])
             xc, yc = np.float64(mesh[ic, 0]), np.float64(mesh[ic, 1])
-            # the box of pixel centres, clipped to the window
-            x0 = max(min(int(np.ceil(xa)), int(np.ceil(xb)), int(np.ceil(xc))), wx0)
-            x1 = min(max(int(np.floor(xa)), int(np.floor(xb)), int(np.floor(xc))), wx1)
-            if x0 > x1:
-                continue
-            y0 = max(min(int(np.ceil(ya)), int(np.ceil(yb)), int(np.ceil(yc))), wy0)
-            y1 = min(max(int(np.floor(ya)), int(np.floor(yb)), int(np.floor(yc))), wy1)
-            if y0 > y1:
-                continue
             area = (xb - xa) * (yc - ya) - (xc - xa) * (yb - ya)
             if area == 0.0 or (cull and area < 0.0):
                 continue
@@ -374,23 +379,38 @@ def rasterize(vertices, triangles, height: int, width: int, *, cull_backfaces: b
     Raises:
         InputError: bad shapes, vertex ids out of range, or non-finite depths.
     """
-    return _rasterize(vertices, triangles, height, width, cull_backfaces, transient=False)
+    return compact(zbuffer(vertices, triangles, height, width, cull_backfaces))
 
 
-def _rasterize(vertices, triangles, height, width, cull_backfaces, transient: bool) -> Raster:
-    """:func:`rasterize`; ``transient``: the per-pixel arrays live in this thread's
-    :func:`scratch` memory, overwritten by the next transient rasterisation (for ddfa's own
-    renderers, which use them within one call)."""
+class ZBuffer(NamedTuple):
+    """The z-buffer of :func:`zbuffer`, in this thread's :func:`scratch` memory (overwritten by
+    the next z-buffer of the thread): ``window`` = (x0, y0, columns, rows) of the image it
+    spans; per window pixel (row-major) ``depth`` (float64, -inf where nothing is drawn),
+    ``owner`` (2, n) int32 mesh and triangle, ``weights`` (n, 2) float32 raw barycentric
+    weights of corners a, b; ``count`` covered pixels."""
+
+    height: int
+    width: int
+    window: tuple
+    depth: np.ndarray
+    owner: np.ndarray
+    weights: np.ndarray
+    count: int
+
+
+def zbuffer(vertices, triangles, height: int, width: int, cull_backfaces: bool = False) -> ZBuffer:
+    """The z-buffer pass of :func:`rasterize` (same arguments), without the compaction into a
+    :class:`Raster` (:func:`compact`): for renderers that use it right away."""
     verts = as_meshes(vertices)
     tris = as_triangles(triangles, verts.shape[1])
     height, width = int(height), int(width)
     if height < 1 or width < 1:
         raise InputError(f"rasterize: image size must be positive, got {height}x{width}")
     num_faces, num_vertices, _ = verts.shape
-    if num_vertices == 0 or len(tris) == 0:
-        return _empty_raster(height, width)
     if num_faces * len(tris) >= 2**31:
         raise InputError(f"rasterize: too many triangles ({num_faces} meshes x {len(tris)}; 2**31 at most)")
+    if num_faces * num_vertices == 0 or len(tris) == 0:  # nothing to draw
+        verts, tris = np.zeros((1, 1, 3), np.float32), np.zeros((0, 3), np.uint32)
     verts, tris = _readonly(verts), _readonly(tris)
     window, bounded = _window(verts, height, width)
     if not bounded:
@@ -398,16 +418,30 @@ def _rasterize(vertices, triangles, height, width, cull_backfaces, transient: bo
     size = window[2] * window[3]
     buffers = (scratch("zbuffer", size, np.float64), scratch("owner", (2, size), np.int32),
                scratch("weights", (size, 2), np.float32))
-    count = _zbuffer_kernel(verts, tris, bool(cull_backfaces), window, *buffers)
+    count = _zbuffer_kernel(verts, tris, bool(cull_backfaces), window, *buffers,
+                            scratch("vertex_bounds", (verts.shape[1], 4), np.int32))
+    return ZBuffer(height, width, window, *buffers, count)
+
+
+def compact(zbuf: ZBuffer, transient: bool = False) -> Raster:
+    """The :class:`Raster` of a z-buffer (call before the next z-buffer of the thread).
+    ``transient``: its per-pixel arrays live in this thread's :func:`scratch` memory,
+    overwritten by the next transient raster (for renderers that use them within one call).
+
+    Raises:
+        InputError: a depth is not finite in float32.
+    """
+    count = zbuf.count
     # the five per-pixel arrays share one block: one allocation (or scratch) per call
     block = scratch("raster", 32 * count, np.uint8) if transient else np.empty(32 * count, np.uint8)
     pixels = block[:8 * count].view(np.int64)
     depth, face, triangle = (block[4 * k * count:4 * (k + 1) * count].view(dtype)
                              for k, dtype in ((2, np.float32), (3, np.int32), (4, np.int32)))
     bary = block[20 * count:].view(np.float32).reshape(count, 3)
-    if not _compact_kernel(width, window, *buffers, pixels, depth, face, triangle, bary):
+    if not _compact_kernel(zbuf.width, zbuf.window, zbuf.depth, zbuf.owner, zbuf.weights, pixels, depth, face,
+                           triangle, bary):
         raise InputError("rasterize: vertices give non-finite depths (z overflows float32)")
-    return Raster(height, width, pixels, depth, face, triangle, bary)
+    return Raster(zbuf.height, zbuf.width, pixels, depth, face, triangle, bary)
 
 
 @_jit
