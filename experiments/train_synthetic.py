@@ -33,7 +33,10 @@ Default lr grids (each a x3-ish log grid): at the first step the gradient norm o
 network's weights is about 5.7 for PDC, 1.6 for WPDC (its weights are <= 1) and 1.3e4 for VDC
 (pixels^2), so WPDC's grid is PDC's shifted up and VDC's is far lower; VDC's loss grows faster
 than quadratically with the pose error, so its stable range is lower than its gradient ratio
-suggests (an earlier 36-step probe diverged at 2e-5 without warm-up).
+suggests (an earlier 36-step probe diverged at 2e-5 without warm-up). PDC's grid has a fifth
+point (3) because its best lr of the first four was the largest. Above the stable range a run
+rarely gives NaN: its loss spikes and the network collapses to (about) the mean face, which the
+validation NME shows.
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ from ddfa.train.metrics import landmark_nme
 from ddfa.train.synth import synthesize
 from ddfa.train.trainer import TrainingError, train
 
-DEFAULT_GRIDS = {"pdc": "0.03,0.1,0.3,1", "wpdc": "0.1,0.3,1,3", "vdc": "3e-6,1e-5,3e-5,1e-4"}
+DEFAULT_GRIDS = {"pdc": "0.03,0.1,0.3,1,3", "wpdc": "0.1,0.3,1,3", "vdc": "3e-6,1e-5,3e-5,1e-4"}
 SCHEDULE = "wpdc+vdc"
 
 
@@ -341,6 +344,9 @@ def main(argv=None) -> int:
         note = f"  ({r['note']})" if r["note"] else ""
         print(f"  {'mb05 scratch ' + name:<40s} {r['heldout_nme']:7.3f}  {r['lr']:>14s} {r['steps']:>6d} "
               f"{r['cpu_s']:>6.0f}{note}")
+    recorded = sum(r["cpu_s"] for r in sweep) + sum(r["cpu_s"] for r in methods.values())
+    print(f"training CPU time recorded for these runs: sweep {sum(r['cpu_s'] for r in sweep):.0f} s + full runs "
+          f"{sum(r['cpu_s'] for r in methods.values()):.0f} s = {recorded / 60:.1f} min")
     print(f"CPU time of this invocation {total_cpu:.0f} s (finished runs are re-used, not re-timed); outputs in {out}")
     return 0
 
@@ -372,27 +378,35 @@ def plot(path: Path, curves, sweep, chosen, baselines, methods, args) -> None:
     ax.set_xlabel(f"SGD step (batch {args.batch_size})")
     ax.set_ylabel("held-out synthetic NME (%)")
     ax.set_title(f"mb05 from scratch, {args.steps} steps, each loss at its validated lr", fontsize=9)
-    ax.legend(fontsize=7)
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.14), ncol=2)
     ax.grid(alpha=0.3)
     colors = {"pdc": "C0", "vdc": "C1", "wpdc": "C2"}
-    top = max([r["val_nme"] for r in sweep if r["status"] == "ok"] + [baselines[next(iter(baselines))]["val"]])
+    mean_val = baselines["mean face (training-set mean params)"]["val"]
+    top = 1.25 * mean_val  # NMEs above this (a run that blew up) are drawn at the top, labelled
     for loss in dict.fromkeys(r["loss"] for r in sweep):
         rows = [r for r in sweep if r["loss"] == loss]
         ok = [r for r in rows if r["status"] == "ok"]
-        bx.plot([r["lr"] for r in ok], [r["val_nme"] for r in ok], marker="o", color=colors.get(loss),
+        bx.plot([r["lr"] for r in ok], [min(r["val_nme"], top) for r in ok], marker="o", color=colors.get(loss),
                 label=loss.upper())
+        for r in ok:
+            if r["val_nme"] > top:
+                bx.plot([r["lr"]], [top], "^", color=colors.get(loss), ms=8)
+                bx.annotate(f"{r['val_nme']:.0f}", (r["lr"], top), textcoords="offset points", xytext=(0, -12),
+                            ha="center", fontsize=7, color=colors.get(loss))
         bad = [r for r in rows if r["status"] != "ok"]
         if bad:
-            bx.plot([r["lr"] for r in bad], [top + 1] * len(bad), "x", color=colors.get(loss), ms=8)
+            bx.plot([r["lr"] for r in bad], [top] * len(bad), "x", color=colors.get(loss), ms=8)
         if loss in chosen:
             best = next(r for r in ok if r["lr"] == chosen[loss])
             bx.plot([best["lr"]], [best["val_nme"]], "*", color=colors.get(loss), ms=14)
-    bx.axhline(baselines["mean face (training-set mean params)"]["val"], ls="--", lw=1, color="grey")
+    bx.axhline(mean_val, ls="--", lw=1, color="grey", label=f"mean face: {mean_val:.1f}%")
     bx.set_xscale("log")
+    bx.set_ylim(0, top * 1.04)
     bx.set_xlabel("learning rate")
     bx.set_ylabel("validation synthetic NME (%)")
-    bx.set_title(f"lr sweep, {args.sweep_steps} steps (x: diverged, *: chosen)", fontsize=9)
-    bx.legend(fontsize=7)
+    bx.set_title(f"lr sweep, {args.sweep_steps} steps (*: chosen, ^: off the scale, x: NaN)", fontsize=9)
+    bx.legend(fontsize=7, loc="lower left")
     bx.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -98,12 +98,16 @@ class OnnxRunner:
         if threads:
             options.intra_op_num_threads = int(threads)
         options.log_severity_level = 3
+        # No busy-waiting between runs: ddfa runs two sessions (detector and regressor) in turn,
+        # and one session's spinning threads would steal the cores from the other.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         source = model if isinstance(model, bytes) else str(model)
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
-        return self.session.run(None, {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})
+        """Run on one input array (of the graph's input dtype)."""
+        return self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
 
 
 def cached_onnx_runner(

@@ -48,6 +48,13 @@ def detector_input_scale(height: int, width: int, max_height: int = 720, max_wid
     return scale
 
 
+def face_probability(logits: np.ndarray) -> np.ndarray:
+    """(K, 2) (background, face) logits -> (K,) float32 softmax probability of a face."""
+    top = logits.max(axis=1, keepdims=True)
+    e = np.exp(logits - top)
+    return (e[:, 1] / (e[:, 0] + e[:, 1])).astype(np.float32)
+
+
 class FaceBoxesDetector:
     """FaceBoxes face detector.
 
@@ -68,14 +75,14 @@ class FaceBoxesDetector:
         self.backend = choose_backend(backend, device)
         self.net = FaceBoxesNet()
         self.net.load_state_dict(_load_state(store))
-        self.net.eval().to(self.device)
+        self.net.eval()
         self._runner = None
         self._local = threading.local()
         if self.backend == "onnxruntime":
             from ...nets.onnx_backend import cached_onnx_runner
 
             self._runner = cached_onnx_runner(
-                self.net.cpu(),
+                self.net,
                 torch.zeros(1, 3, 256, 256),
                 tag="faceboxes",
                 cache_dir=store.cache_dir,
@@ -83,12 +90,15 @@ class FaceBoxesDetector:
                 dynamic_axes={"input": {2: "height", 3: "width"}, "loc": {1: "priors"}, "logits": {1: "priors"}},
                 threads=threads,
             )
+        else:
+            self.net.to(self.device)
 
     def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
-        """(1, 3, h, w) float32 BGR minus the channel means, and the scale applied to the image.
+        """(1, 3, h, w) float32 BGR minus the channel means, and the scale applied to the photo.
 
-        Written plane by plane into a buffer reused per thread and input size: a broadcast over
-        the 3-wide channel axis, or a fresh 8 MB array per frame, costs more than the network.
+        Written plane by plane into a buffer reused per thread and input size: this costs about
+        half of what the same conversion costs inside the ONNX graph or as a numpy broadcast over
+        the 3-wide channel axis (measured), and no fresh 8 MB array per frame.
         """
         height, width = image.shape[:2]
         scale = detector_input_scale(height, width, self.options.max_height, self.options.max_width)
@@ -103,7 +113,8 @@ class FaceBoxesDetector:
         return buffer, scale
 
     def raw_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-        """Network outputs for one image: loc (P, 4), face probability (P,), input scale."""
+        """Network outputs for one image: loc (P, 4), logits (P, 2) (background, face), and the
+        scale applied to the photo."""
         x, scale = self._network_input(image)
         if self._runner is not None:
             loc, logits = self._runner(x)
@@ -111,27 +122,31 @@ class FaceBoxesDetector:
             with torch.inference_mode():
                 loc, logits = self.net(torch.from_numpy(x).to(self.device))
             loc, logits = loc.float().cpu().numpy(), logits.float().cpu().numpy()
-        loc, logits = loc[0], logits[0]
-        # softmax over (background, face); keep the face column
-        top = logits.max(axis=1, keepdims=True)
-        e = np.exp(logits - top)
-        prob = e[:, 1] / (e[:, 0] + e[:, 1])
-        return loc, prob.astype(np.float32), scale
+        return loc[0], logits[0], scale
 
     def detect(self, image: np.ndarray) -> Detections:
         """(H, W, 3) uint8 BGR -> face boxes in image pixels, best first."""
         opts = self.options
-        loc, scores, scale = self.raw_outputs(image)
+        loc, logits, scale = self.raw_outputs(image)
         height, width = self._network_input_shape(image.shape, scale)
-        candidates = np.flatnonzero(scores > opts.confidence_threshold)
+        # The face probability is a softmax over (background, face), monotonic in the logit
+        # margin: prefilter on the margin (with slack for rounding), then apply the exact test
+        # to the few rows left instead of computing the softmax of every anchor.
+        margin = logits[:, 1] - logits[:, 0]
+        threshold = opts.confidence_threshold
+        slack_margin = np.log(threshold / (1.0 - threshold)) - 1e-3 if 0.0 < threshold < 1.0 else -np.inf
+        rows = np.flatnonzero(margin > slack_margin)
+        scores = face_probability(logits[rows])
+        candidates = rows[scores > threshold]
+        scores = scores[scores > threshold]
         if candidates.size == 0:
             return Detections.empty()
-        candidates = candidates[np.argsort(scores[candidates])[::-1][: opts.top_k]]
+        order = np.argsort(scores)[::-1][: opts.top_k]
+        candidates, cand_scores = candidates[order], scores[order]
         priors = prior_boxes(height, width)
         boxes = decode_boxes(loc[candidates], priors[candidates])
         boxes *= np.array([width, height, width, height], dtype=np.float32)
         boxes /= np.float32(scale)
-        cand_scores = scores[candidates]
         keep = nms(boxes, cand_scores, opts.nms_threshold)[: opts.keep_top_k]
         boxes, cand_scores = boxes[keep], cand_scores[keep]
         final = cand_scores > opts.score_threshold

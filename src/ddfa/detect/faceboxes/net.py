@@ -105,3 +105,4 @@ class FaceBoxesNet(nn.Module):
             [head(s).permute(0, 2, 3, 1).reshape(batch, -1, 2) for head, s in zip(self.conf, sources)], dim=1
         )
         return loc, logits
+
