@@ -64,7 +64,6 @@ class Face:
     pose: Pose
     image_index: int = 0
     model: "MorphableModel | None" = field(default=None, repr=False)
-    _extras: dict[str, Any] = field(default_factory=dict, repr=False)
 
     # ------------------------------------------------------------------ geometry
     @property

@@ -10,7 +10,6 @@ import cv2
 import numpy as np
 import pytest
 
-import ddfa
 from ddfa.errors import ImageReadError, InputError
 from ddfa.io.image import read_image, to_bgr_uint8
 

@@ -25,6 +25,8 @@ from .params import NUM_EXPRESSION, NUM_PARAMS, NUM_SHAPE
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
+    from .torch_model import TorchMorphableModel
+
 NUM_LANDMARKS = 68
 
 _V1_DIR = "3DDFA/train.configs/"

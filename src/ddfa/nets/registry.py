@@ -116,7 +116,6 @@ class Regressor:
         self._runner = None
         self._threads = threads
         self._cache_dir = cache_dir
-        self._lock = threading.Lock()
         if backend == "onnxruntime":
             self._get_runner()
 

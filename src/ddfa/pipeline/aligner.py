@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Sequence
 
 import numpy as np
 
@@ -24,8 +24,6 @@ from ..nets.registry import create_model
 from .crop import crop_faces, roi_from_box, roi_from_landmarks
 
 CROP_POLICIES = ("box", "landmarks")
-
-ImageLike = "str | os.PathLike | np.ndarray"
 
 
 @dataclass(frozen=True)
