@@ -40,6 +40,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..assets.safe_pickle import load_numpy_pickle
 from ..errors import InputError
+from ..io.image import read_image
 from ..morphable.frames import CROP_SIZE
 from ..morphable.params import NUM_PARAMS, Whitening
 
@@ -282,12 +283,12 @@ def augment(image: np.ndarray, params: np.ndarray, rng: np.random.Generator, cfg
 
 # ---------------------------------------------------------------------- torch dataset
 def read_crop(path: Path) -> np.ndarray:
-    """Read one crop as (120, 120, 3) uint8 BGR (other sizes are resized bilinearly)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        from ..errors import ImageReadError
+    """Read one crop as (120, 120, 3) uint8 BGR (other sizes are resized bilinearly).
 
-        raise ImageReadError(f"{path}: cannot read the crop image (missing, truncated or not an image)")
+    Raises:
+        ImageReadError: the file is missing, empty, truncated or not an image.
+    """
+    image = read_image(path)
     if image.shape[:2] != (CROP_SIZE, CROP_SIZE):
         image = cv2.resize(image, (CROP_SIZE, CROP_SIZE), interpolation=cv2.INTER_LINEAR)
     return image
