@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .boxes import landmark_boxes
 from .morphable.frames import model_to_image
 from .morphable.pose import decompose_pose
 
@@ -66,6 +67,12 @@ class Face:
     model: "MorphableModel | None" = field(default=None, repr=False)
 
     # ------------------------------------------------------------------ geometry
+    @property
+    def landmark_box(self) -> np.ndarray:
+        """(4,) float32 bounding box ``(x1, y1, x2, y2)`` of the 68 landmarks in image pixels
+        (beside :attr:`box`, which is the detector's box)."""
+        return landmark_boxes(self.landmarks).astype(np.float32)
+
     @property
     def rotation(self) -> np.ndarray:
         """(3, 3) rotation R of the model frame (y up) into the camera frame."""

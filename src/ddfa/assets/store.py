@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import threading
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, Union
 
 import numpy as np
 
-from ..errors import AssetError
+from ..caching import ContentCache
+from ..errors import AssetError, InputError
 from .registry import KNOWN_FILES, KnownFile
 from .safe_pickle import load_numpy_pickle, load_torch_checkpoint
 
@@ -47,7 +47,15 @@ def default_asset_root() -> Path:
     return default_cache_dir() / "assets"
 
 
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+def file_digest(path: str | os.PathLike) -> str:
+    """sha256 of a file, hashed once per process per (path, size, mtime, inode)."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return _DIGESTS.get_or_build(key, lambda: sha256_file(path))
+
+
+def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
     digest = hashlib.sha256()
     with open(path, "rb") as handle:
         while block := handle.read(chunk):
@@ -55,9 +63,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-# (resolved path, size, mtime_ns) -> sha256, so that a file is hashed once per process
-_VERIFIED: dict[tuple[str, int, int], str] = {}
-_VERIFIED_LOCK = threading.Lock()
+# (resolved path, size, mtime_ns, inode) -> sha256, so that a file is hashed once per process
+# (a file rewritten in place changes its mtime or size, and gets hashed again)
+_DIGESTS: ContentCache[str] = ContentCache("file digests")
 _WARNED_UNPINNED: set[str] = set()
 
 
@@ -107,16 +115,16 @@ class AssetStore:
     def exists(self, relpath: str) -> bool:
         return (self.root / relpath).is_file()
 
+    def digest(self, relpath: str) -> str:
+        """sha256 of an asset's content, after the pinned-checksum check of :meth:`path`.
+
+        This is the key of every in-process cache derived from the file (see
+        :mod:`ddfa.caching`).
+        """
+        return self._digest(self.path(relpath))
+
     def _digest(self, path: Path) -> str:
-        stat = path.stat()
-        key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-        with _VERIFIED_LOCK:
-            cached = _VERIFIED.get(key)
-        if cached is None:
-            cached = sha256_file(path)
-            with _VERIFIED_LOCK:
-                _VERIFIED[key] = cached
-        return cached
+        return file_digest(path)
 
     def _check(self, relpath: str, path: Path) -> None:
         known: KnownFile | None = KNOWN_FILES.get(relpath)
@@ -166,8 +174,16 @@ class AssetStore:
         return default_cache_dir()
 
 
-def resolve_assets(assets: "AssetStore | str | os.PathLike | None") -> AssetStore:
-    """Accept an :class:`AssetStore`, a directory, or None (environment / default)."""
+AssetsLike = Union["AssetStore", str, os.PathLike, None]
+
+
+def resolve_assets(assets: AssetsLike) -> AssetStore:
+    """Accept an :class:`AssetStore`, a directory, or None (``$DDFA_HOME`` / default).
+
+    This is the one way every ``assets=`` argument of ddfa is read.
+    """
     if isinstance(assets, AssetStore):
         return assets
+    if assets is not None and not isinstance(assets, (str, os.PathLike)):
+        raise InputError(f"assets must be an AssetStore, a folder or None, got {type(assets).__name__}")
     return AssetStore(assets)

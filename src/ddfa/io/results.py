@@ -35,8 +35,19 @@ def image_result(image_path: str, shape: tuple[int, ...], faces: Sequence, model
     }
 
 
+#: version of the layout of every JSON document ddfa writes (``"schema_version"`` key);
+#: bumped whenever a key is renamed, removed or changes meaning.
+SCHEMA_VERSION = "1.0"
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write JSON atomically (temporary file, then rename); creates the folder."""
+    """Write JSON atomically (temporary file, then rename); creates the folder.
+
+    A dict gets ``"schema_version": SCHEMA_VERSION`` as its first key (every JSON document
+    ddfa writes goes through here).
+    """
+    if isinstance(data, dict):
+        data = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in data.items() if k != "schema_version"}}
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")

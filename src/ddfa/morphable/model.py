@@ -14,20 +14,22 @@ Arrays: ``(B, N, 3)`` float32 for batches of vertex sets, ``(B, 62)`` for parame
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
+from ..assets.store import AssetsLike, AssetStore, resolve_assets
+from ..caching import ContentCache
+from ..errors import AssetError, InputError
 from .params import NUM_EXPRESSION, NUM_PARAMS, NUM_SHAPE
+from .reconstruct import basis_rows, reconstruct
 
 if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
     from .torch_model import TorchMorphableModel
 
 NUM_LANDMARKS = 68
+MeshVariant = Literal["noneck", "full"]
 
 _V1_DIR = "3DDFA/train.configs/"
 FULL_FILES = {
@@ -73,13 +75,28 @@ class MorphableModel:
     _torch_cache: dict = field(init=False, repr=False, default_factory=dict)
 
     def __post_init__(self):
-        rows = (3 * self.landmark_vertices[:, None] + np.arange(3)).ravel()
-        object.__setattr__(self, "_landmark_mean", np.ascontiguousarray(self.mean[self.landmark_vertices]))
-        object.__setattr__(self, "_landmark_basis", np.ascontiguousarray(self.basis[rows]))
+        mean, basis = self.subset(self.landmark_vertices)
+        object.__setattr__(self, "_landmark_mean", np.ascontiguousarray(mean))
+        object.__setattr__(self, "_landmark_basis", np.ascontiguousarray(basis))
 
     @property
     def num_vertices(self) -> int:
         return self.mean.shape[0]
+
+    @property
+    def landmark_mean(self) -> np.ndarray:
+        """(68, 3) float32 mean shape at the 68 landmarks."""
+        return self._landmark_mean
+
+    @property
+    def landmark_basis(self) -> np.ndarray:
+        """(204, 50) float32 basis rows of the 68 landmarks (x, y, z interleaved)."""
+        return self._landmark_basis
+
+    def subset(self, vertex_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(mean, basis)`` restricted to ``vertex_ids``: (V, 3) and (3V, 50) float32."""
+        ids = np.asarray(vertex_ids, dtype=np.int64)
+        return self.mean[ids], self.basis[basis_rows(ids)]
 
     @property
     def shape_basis(self) -> np.ndarray:
@@ -105,12 +122,10 @@ class MorphableModel:
         single = params.ndim == 1
         if single:
             params = params[None]
-        if params.shape[-1] != NUM_PARAMS:
-            raise ValueError(f"expected (B, 62) parameters, got {tuple(params.shape)}")
+        if params.ndim != 2 or params.shape[-1] != NUM_PARAMS:
+            raise InputError(f"expected (B, 62) parameters, got {tuple(params.shape)}")
         mean, basis = (self.mean, self.basis) if dense else (self._landmark_mean, self._landmark_basis)
-        if isinstance(params, np.ndarray):
-            out = _reconstruct_numpy(params, mean, basis)
-        else:
+        if not isinstance(params, np.ndarray):
             key = (dense, params.device, params.dtype)
             if key not in self._torch_cache:
                 import torch
@@ -118,7 +133,8 @@ class MorphableModel:
                 self._torch_cache[key] = tuple(
                     torch.tensor(a, dtype=params.dtype, device=params.device) for a in (mean, basis)
                 )
-            out = _reconstruct_torch(params, *self._torch_cache[key])
+            mean, basis = self._torch_cache[key]
+        out = reconstruct(params, mean, basis)
         return out[0] if single else out
 
     def landmarks(self, params):
@@ -136,40 +152,31 @@ class MorphableModel:
         return TorchMorphableModel(self, device=device, dtype=dtype)
 
 
-def _reconstruct_numpy(params: np.ndarray, mean: np.ndarray, basis: np.ndarray) -> np.ndarray:
-    dtype = params.dtype if params.dtype in (np.float32, np.float64) else np.float32
-    params = params.astype(dtype, copy=False)
-    pose = params[:, :12].reshape(-1, 3, 4)
-    coeffs = params[:, 12:]
-    # (3N, 50) @ (50, B) -> (B, N, 3): one BLAS call for the whole batch
-    shapes = (basis.astype(dtype, copy=False) @ coeffs.T).T.reshape(len(params), -1, 3)
-    shapes += mean.astype(dtype, copy=False)
-    return np.matmul(shapes, pose[:, :, :3].transpose(0, 2, 1)) + pose[:, None, :, 3]
-
-
-def _reconstruct_torch(params: "torch.Tensor", mean_t: "torch.Tensor", basis_t: "torch.Tensor") -> "torch.Tensor":
-    pose = params[:, :12].reshape(-1, 3, 4)
-    shapes = (params[:, 12:] @ basis_t.T).reshape(len(params), -1, 3) + mean_t
-    return shapes @ pose[:, :, :3].transpose(1, 2) + pose[:, None, :, 3]
-
-
 # ---------------------------------------------------------------------- loading
-_CACHE: dict[tuple[str, str], MorphableModel] = {}
-_CACHE_LOCK = threading.Lock()
+_MODELS: ContentCache[MorphableModel] = ContentCache("morphable models")
 
 
-def load_morphable_model(store, variant: str = "noneck") -> MorphableModel:
+def load_morphable_model(assets: AssetsLike = None, variant: MeshVariant = "noneck") -> MorphableModel:
     """Build the ``"noneck"`` (3DDFA_V2, 38,365 vertices) or ``"full"`` (3DDFA, 53,215) model.
 
     Both come from 3DDFA's dense basis; the no-neck model keeps the vertices listed in
-    3DDFA_V2's ``configs/indices.npy``. Cached per asset root and variant.
+    3DDFA_V2's ``configs/indices.npy``. Cached on the content (sha256) of the files it is
+    built from: the same files anywhere give the same (read-only) model object.
+
+    Args:
+        assets: an :class:`~ddfa.assets.AssetStore`, an asset folder, or None (``$DDFA_HOME``).
+        variant: ``"noneck"`` or ``"full"``.
     """
     if variant not in ("noneck", "full"):
-        raise ValueError(f"unknown morphable model variant {variant!r}; expected 'noneck' or 'full'")
-    key = (str(store.root.resolve()), variant)
-    with _CACHE_LOCK:
-        if key in _CACHE:
-            return _CACHE[key]
+        raise InputError(f"unknown morphable model variant {variant!r}; expected 'noneck' or 'full'")
+    store = resolve_assets(assets)
+    files = list(FULL_FILES.values()) if variant == "full" else [
+        *(FULL_FILES[k] for k in ("u_shp", "u_exp", "w_shp", "w_exp", "keypoints")), NONECK_INDICES, NONECK_TRI]
+    key = (variant, *(store.digest(f) for f in files))
+    return _MODELS.get_or_build(key, lambda: _build_model(store, variant))
+
+
+def _build_model(store: AssetStore, variant: str) -> MorphableModel:
     mean = (store.load_npy(FULL_FILES["u_shp"]) + store.load_npy(FULL_FILES["u_exp"])).reshape(-1, 3)
     w_shp = store.load_npy(FULL_FILES["w_shp"])
     w_exp = store.load_npy(FULL_FILES["w_exp"])
@@ -185,13 +192,13 @@ def load_morphable_model(store, variant: str = "noneck") -> MorphableModel:
     else:
         ids = store.load_npy(NONECK_INDICES).astype(np.int64)
         if ids.ndim != 1 or np.any(np.diff(ids) <= 0) or ids[-1] >= num_full:
-            raise ValueError(f"{store.root / NONECK_INDICES}: expected sorted vertex ids below {num_full}")
-        rows = (3 * ids[:, None] + np.arange(3)).ravel()
+            raise AssetError(f"{store.root / NONECK_INDICES}: expected sorted vertex ids below {num_full}")
+        rows = basis_rows(ids)
         basis = np.concatenate([w_shp[rows], w_exp[rows]], axis=1)
         mean = mean[ids]
         landmarks = np.searchsorted(ids, full_landmarks)
         if not np.array_equal(ids[landmarks], full_landmarks):
-            raise ValueError("a landmark vertex is missing from the no-neck vertex set")
+            raise AssetError(f"{store.root}: a landmark vertex is missing from the no-neck vertex set")
         triangles = np.asarray(store.load_pickle(NONECK_TRI), dtype=np.int32)
         triangles = np.ascontiguousarray(triangles.T if triangles.shape[0] == 3 else triangles)
     model = MorphableModel(
@@ -201,21 +208,19 @@ def load_morphable_model(store, variant: str = "noneck") -> MorphableModel:
         landmark_vertices=landmarks.astype(np.int64),
         triangles=np.ascontiguousarray(triangles, dtype=np.int32),
         vertex_ids_in_full=ids,
-        asset_root=key[0],
+        asset_root=str(store.root.resolve()),
     )
-    for array in (model.mean, model.basis, model.triangles):
+    for array in (model.mean, model.basis, model.triangles, model.landmark_vertices, model.vertex_ids_in_full):
         array.setflags(write=False)
-    with _CACHE_LOCK:
-        _CACHE[key] = model
     return model
 
 
 def _check_shapes(mean, w_shp, w_exp, landmarks, store) -> None:
     n3 = mean.size
     if w_shp.shape != (n3, NUM_SHAPE) or w_exp.shape != (n3, NUM_EXPRESSION):
-        raise ValueError(
+        raise AssetError(
             f"{store.root}: inconsistent morphable model arrays: mean {mean.shape}, "
             f"shape basis {w_shp.shape}, expression basis {w_exp.shape}"
         )
     if landmarks.shape != (NUM_LANDMARKS,):
-        raise ValueError(f"{store.root}: expected 68 landmarks, found {landmarks.shape}")
+        raise AssetError(f"{store.root}: expected 68 landmarks, found {landmarks.shape}")

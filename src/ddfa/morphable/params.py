@@ -15,6 +15,8 @@ from typing import TYPE_CHECKING, Union
 
 import numpy as np
 
+from ..errors import InputError
+
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
@@ -23,19 +25,53 @@ else:
     ArrayLike = object
 
 NUM_PARAMS = 62
-POSE = slice(0, 12)
-SHAPE = slice(12, 52)
-EXPRESSION = slice(52, 62)
+NUM_POSE = 12
 NUM_SHAPE = 40
 NUM_EXPRESSION = 10
+NUM_COEFFICIENTS = NUM_SHAPE + NUM_EXPRESSION
+POSE = slice(0, NUM_POSE)
+SHAPE = slice(NUM_POSE, NUM_POSE + NUM_SHAPE)
+EXPRESSION = slice(NUM_POSE + NUM_SHAPE, NUM_PARAMS)
+#: shape and expression together, in the column order of the morphable model's basis
+COEFFICIENTS = slice(NUM_POSE, NUM_PARAMS)
+#: index of the translation's z (``P[2, 3]``) in the flat vector
+TRANSLATION_Z = 11
+
+
+def _check(params: "ArrayLike") -> None:
+    if params.shape[-1] != NUM_PARAMS:
+        raise InputError(f"expected (..., 62) parameters, got shape {tuple(params.shape)}")
+
+
+def pose_matrix(params: "ArrayLike") -> "ArrayLike":
+    """(..., 62) parameters -> (..., 3, 4) pose ``P = [s·R | t]`` (a view where possible)."""
+    _check(params)
+    return params[..., POSE].reshape(*params.shape[:-1], 3, 4)
+
+
+def coefficients(params: "ArrayLike") -> "ArrayLike":
+    """(..., 62) parameters -> (..., 50) shape then expression coefficients (a view)."""
+    _check(params)
+    return params[..., COEFFICIENTS]
 
 
 def split_params(params: "ArrayLike"):
     """Split (..., 62) parameters into ``P`` (..., 3, 4), shape (..., 40) and expression (..., 10)."""
-    if params.shape[-1] != NUM_PARAMS:
-        raise ValueError(f"expected (..., 62) parameters, got shape {tuple(params.shape)}")
-    pose = params[..., POSE].reshape(*params.shape[:-1], 3, 4)
-    return pose, params[..., SHAPE], params[..., EXPRESSION]
+    _check(params)
+    return pose_matrix(params), params[..., SHAPE], params[..., EXPRESSION]
+
+
+def join_params(pose: "ArrayLike", coeffs: "ArrayLike") -> "ArrayLike":
+    """Inverse of (:func:`pose_matrix`, :func:`coefficients`): (..., 3, 4) and (..., 50) -> (..., 62).
+
+    numpy or torch, following ``pose``; the dtype is that of ``pose``.
+    """
+    flat = pose.reshape(*pose.shape[:-2], NUM_POSE)
+    if isinstance(pose, np.ndarray):
+        return np.concatenate([flat, np.asarray(coeffs, dtype=flat.dtype)], axis=-1)
+    import torch
+
+    return torch.cat([flat, coeffs.to(flat.dtype)], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -82,7 +118,7 @@ def load_whitening(store, name: str = "v2") -> Whitening:
     try:
         relpath, mean_key, std_key = WHITENING_FILES[name]
     except KeyError:
-        raise ValueError(f"unknown whitening {name!r}; expected one of {sorted(WHITENING_FILES)}") from None
+        raise InputError(f"unknown whitening {name!r}; expected one of {sorted(WHITENING_FILES)}") from None
     data = store.load_pickle(relpath)
     mean = np.asarray(data[mean_key], dtype=np.float32).reshape(NUM_PARAMS)
     std = np.asarray(data[std_key], dtype=np.float32).reshape(NUM_PARAMS)
