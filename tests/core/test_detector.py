@@ -93,7 +93,10 @@ def test_detector_plugins():
         Detections.from_array(np.zeros((2, 3)))
 
     @ddfa.register_detector("fixed-box-test")
-    def _factory(**kwargs):
+    def _factory(base_options, options):
+        assert options is None
         return create_detector(lambda image: boxes)
 
     assert len(create_detector("fixed-box-test").detect(np.zeros((5, 5, 3), np.uint8))) == 1
+    with pytest.raises(InputError, match="takes no options"):
+        create_detector("fixed-box-test", score_threshold=0.5)

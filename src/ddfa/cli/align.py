@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from ..errors import DdfaError
+from ..errors import DdfaError, InputError
 from ..io.image import is_image_file
 
 EPILOG = """\
@@ -91,18 +91,22 @@ def run(args) -> int:
 
     from ..io.image import read_image
     from ..io.results import image_result, write_json
-    from ..pipeline import FaceAligner
+    from ..pipeline import AlignOptions, FaceAligner
+    from .main import base_options_from_args, detector_options_from_args
     from ..render.outputs import check_output_names, write_outputs
 
     outputs = [] if args.outputs.strip() in ("", "none") else [s.strip() for s in args.outputs.split(",") if s.strip()]
     outputs = check_output_names(outputs)
-    if args.max_faces is not None and args.max_faces < 0:
-        raise DdfaError(f"--max-faces must be >= 0, got {args.max_faces}")
+    if args.max_faces is not None and args.max_faces < 1:
+        raise InputError(f"--max-faces must be at least 1, got {args.max_faces}")
+    if args.detector in (None, "none"):
+        raise InputError("--detector none: ddfa align has no way to take boxes; choose a detector plug-in")
+    options = AlignOptions(crop_policy=args.crop_policy, max_faces=args.max_faces)
     files, failures = collect_inputs(args.paths, args.recursive)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)
-    aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
-                          backend=args.backend, crop_policy=args.crop_policy, max_faces=args.max_faces)
+    aligner = FaceAligner(model=args.model, detector=args.detector, base_options=base_options_from_args(args),
+                          options=options, detector_options=detector_options_from_args(args))
     num_faces = 0
     done = 0
     bar = tqdm(files, unit="img", disable=args.quiet or len(files) < 2, file=sys.stderr, dynamic_ncols=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import typing
 
-from ..errors import DdfaError
+from ..errors import DdfaError, InputError
+from ..runtime import BACKENDS
 
 #: sub-command modules under ddfa.cli, in the order ``ddfa --help`` lists them
 SUBCOMMANDS = ("align", "assets", "export", "benchmark", "train", "synth", "video")
@@ -39,17 +41,82 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool = True) -> None:
-    """Options shared by the sub-commands that run a model."""
+    """Options shared by the sub-commands that run a model: the model, the runtime context
+    (:class:`~ddfa.BaseOptions`) and, with ``detector``, the detector plug-in and its options."""
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="mb05",
-                       help="regressor: mb05, mb1, 3ddfa-v1, or a checkpoint file (default: mb05)")
+                       help="regressor: mb05, mb1, 3ddfa-v1, a registered name, or a checkpoint file (default: mb05)")
     group.add_argument("--assets", metavar="DIR", default=None,
                        help="asset directory holding the 3DDFA/ and 3DDFA_V2/ files (default: $DDFA_HOME)")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
-    group.add_argument("--backend", default="auto", choices=("auto", "torch", "onnxruntime"),
+    group.add_argument("--backend", default="auto", choices=BACKENDS,
                        help="inference engine: auto = onnxruntime on CPU if installed, else torch")
+    group.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="CPU threads of the inference engine (default: all cores)")
     if detector:
-        group.add_argument("--detector", default="faceboxes", help="face detector plug-in (default: faceboxes)")
+        group.add_argument("--detector", default="faceboxes",
+                           help="face detector plug-in (default: faceboxes; 'none' is refused where no boxes "
+                           "can be given)")
+        group.add_argument("--detector-option", action="append", default=[], metavar="KEY=VALUE",
+                           help="an option of the detector plug-in, by name (repeatable), e.g. "
+                           "--detector-option score_threshold=0.6")
+
+
+def base_options_from_args(args: argparse.Namespace):
+    """The runtime context (:class:`~ddfa.BaseOptions`) of a sub-command's options."""
+    from ..runtime import BaseOptions
+
+    return BaseOptions(assets=args.assets, device=args.device, backend=args.backend,
+                       threads=getattr(args, "threads", None))
+
+
+def detector_options_from_args(args: argparse.Namespace) -> dict:
+    """``--detector-option KEY=VALUE`` pairs, each value converted to the type of the plug-in's
+    option of that name.
+
+    Raises:
+        InputError: a malformed pair, an option the plug-in does not have, or a value of the
+            wrong type.
+    """
+    pairs = getattr(args, "detector_option", None) or []
+    if not pairs:
+        return {}
+    from ..detect.base import detector_spec
+
+    if args.detector in (None, "none"):
+        raise InputError("--detector-option given with --detector none")
+    spec = detector_spec(args.detector)
+    types = typing.get_type_hints(spec.options_type) if spec.options_type is not None else {}
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        key = key.strip().replace("-", "_")
+        if not sep or not key:
+            raise InputError(f"--detector-option {pair!r}: expected KEY=VALUE")
+        if key not in types:
+            raise InputError(f"--detector-option {key!r}: detector {args.detector!r} has no such option; "
+                             f"expected one of {', '.join(sorted(types)) or '(none)'}")
+        out[key] = _convert(value.strip(), types[key], key)
+    return out
+
+
+def _convert(value: str, kind, key: str):
+    """A command-line string as a value of ``kind`` (bool, int, float, str, or Optional of one)."""
+    args = [a for a in typing.get_args(kind) if a is not type(None)]
+    if args:  # Optional[X] / X | None
+        if value.lower() == "none":
+            return None
+        kind = args[0]
+    try:
+        if kind is bool:
+            if value.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(value)
+            return value.lower() in ("true", "1", "yes")
+        if kind in (int, float):
+            return kind(value)
+    except ValueError:
+        raise InputError(f"--detector-option {key}={value!r}: expected {getattr(kind, '__name__', kind)}") from None
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -8,12 +8,15 @@ A plain callable returning an (K, 4) or (K, 5) array also works (see :func:`as_d
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from dataclasses import dataclass, fields, replace
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, runtime_checkable
 
 import numpy as np
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..runtime import BaseOptions
 
 
 @dataclass(frozen=True)
@@ -51,9 +54,11 @@ class Detections:
         if np.any(arr[:, 2] <= arr[:, 0]) or np.any(arr[:, 3] <= arr[:, 1]):
             raise InputError(f"{source}: each box must be (x1, y1, x2, y2) with x2 > x1 and y2 > y1")
         scores = arr[:, 4] if arr.shape[1] == 5 else np.ones(len(arr), np.float32)
-        return cls(np.ascontiguousarray(arr[:, :4]), np.ascontiguousarray(scores))
+        order = np.argsort(-scores, kind="stable")  # best first; equal scores keep their order
+        return cls(np.ascontiguousarray(arr[order, :4]), np.ascontiguousarray(scores[order]))
 
     def top(self, k: int | None) -> "Detections":
+        """The ``k`` best faces (all when ``k`` is None); boxes are kept best first."""
         return self if k is None else Detections(self.boxes[:k], self.scores[:k])
 
 
@@ -76,31 +81,110 @@ class CallableDetector:
         return Detections.from_array(self.fn(image), source="detector output")
 
 
-DETECTORS: dict[str, Callable[..., Detector]] = {}
+@dataclass(frozen=True, kw_only=True)
+class DetectorSpec:
+    """A registered detector plug-in and what it needs.
+
+    Attributes:
+        name: the name given to ``FaceAligner(detector=...)`` and ``--detector``.
+        factory: ``factory(base_options, options) -> Detector``; ``base_options`` is the
+            runtime context (:class:`~ddfa.BaseOptions`: assets, device, backend, threads),
+            ``options`` an instance of ``options_type`` (or None when it has none).
+        options_type: a frozen dataclass of the plug-in's own options (thresholds, input
+            size, ...), or None. Options are passed by name and checked against its fields.
+        description: one line for listings.
+    """
+
+    name: str
+    factory: Callable[..., Detector]
+    options_type: type | None = None
+    description: str = ""
+
+    def make_options(self, options: Any = None, **overrides: Any) -> Any:
+        """An ``options_type`` instance from an instance, a mapping and/or keyword overrides.
+
+        Raises:
+            InputError: options for a plug-in that takes none, or an unknown option name.
+        """
+        if isinstance(options, Mapping):
+            overrides = {**options, **overrides}
+            options = None
+        if self.options_type is None:
+            if options is not None or overrides:
+                raise InputError(f"detector {self.name!r} takes no options, got {sorted(overrides) or options!r}")
+            return None
+        if options is not None and not isinstance(options, self.options_type):
+            raise InputError(f"detector {self.name!r} takes {self.options_type.__name__}, got {type(options).__name__}")
+        names = {f.name for f in fields(self.options_type)}
+        unknown = set(overrides) - names
+        if unknown:
+            raise InputError(f"unknown option(s) {sorted(unknown)} for detector {self.name!r}; "
+                             f"expected {sorted(names)}")
+        try:
+            return replace(options, **overrides) if options is not None else self.options_type(**overrides)
+        except TypeError as exc:
+            raise InputError(f"detector {self.name!r}: {exc}") from None
 
 
-def register_detector(name: str):
-    """Decorator registering ``factory(assets=..., device=..., **options) -> Detector``."""
+DETECTORS: dict[str, DetectorSpec] = {}
+
+
+def register_detector(name: str, *, options: type | None = None, description: str = ""):
+    """Decorator registering ``factory(base_options, options) -> Detector`` under ``name``.
+
+    Args:
+        name: the plug-in's name.
+        options: the plug-in's options dataclass (frozen), or None when it has none.
+        description: one line for listings.
+
+    Example:
+        >>> @register_detector("my-detector", options=MyOptions)
+        ... def make(base_options, options):
+        ...     return MyDetector(base_options.assets, options)
+    """
 
     def wrap(factory):
-        DETECTORS[name] = factory
+        DETECTORS[name] = DetectorSpec(name=name, factory=factory, options_type=options, description=description)
         return factory
 
     return wrap
 
 
-def create_detector(name_or_detector, **kwargs) -> Detector | None:
-    """A detector from a registered name, a :class:`Detector`, a callable, or None."""
+def list_detectors() -> list[str]:
+    """Names of the registered detector plug-ins."""
+    return sorted(DETECTORS)
+
+
+def detector_spec(name: str) -> DetectorSpec:
+    try:
+        return DETECTORS[name]
+    except KeyError:
+        raise InputError(f"unknown detector {name!r}; registered: {', '.join(list_detectors())}") from None
+
+
+def create_detector(name_or_detector: Any, *, base_options: "BaseOptions | None" = None, options: Any = None,
+                    **option_overrides: Any) -> Detector | None:
+    """A detector from a registered name, a :class:`Detector`, a callable, or None.
+
+    Args:
+        name_or_detector: a registered name (:func:`list_detectors`), an object with
+            ``detect(image)``, a callable ``image -> (K, 4|5) boxes``, or None / ``"none"``.
+        base_options: the runtime context for named plug-ins (default: ``BaseOptions()``).
+        options, **option_overrides: the plug-in's options, as its options dataclass, a mapping
+            and/or keywords by field name (named plug-ins only).
+    """
     if name_or_detector is None or name_or_detector == "none":
+        if options is not None or option_overrides:
+            raise InputError("detector options given without a detector")
         return None
     if isinstance(name_or_detector, str):
-        try:
-            factory = DETECTORS[name_or_detector]
-        except KeyError:
-            raise InputError(
-                f"unknown detector {name_or_detector!r}; registered: {', '.join(sorted(DETECTORS))}"
-            ) from None
-        return factory(**kwargs)
+        from ..runtime import BaseOptions
+
+        spec = detector_spec(name_or_detector)
+        opts = spec.make_options(options, **option_overrides)
+        return spec.factory(base_options or BaseOptions(), opts)
+    if options is not None or option_overrides:
+        raise InputError("detector options apply to registered detector names only")
     if hasattr(name_or_detector, "detect"):
         return name_or_detector
     if callable(name_or_detector):

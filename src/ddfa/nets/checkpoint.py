@@ -8,7 +8,7 @@ Layouts understood (all loaded with ``torch.load(weights_only=True)``):
 * **3DDFA v1** (``phase1_*.pth.tar``): ``{"state_dict": {...}, ...}`` with ``module.`` prefixes
   and the head named ``fc``.
 * **ddfa** (written by ``ddfa train``): ``{"state_dict": {...}, "ddfa": {"arch": str,
-  "width": float, "num_outputs": int, "whitening": {"name": str, "mean": (62,), "std": (62,)},
+  "config": {build keywords, e.g. "width": float}, "width": float, "num_outputs": 62, "whitening": {"name": str, "mean": (62,), "std": (62,)},
   ...}}``, plain layer names.
 * a bare state dict of any of the above.
 """
@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import AssetError
+from ..morphable.params import NUM_PARAMS
 
 
 @dataclass
@@ -38,12 +39,30 @@ class RegressorCheckpoint:
     meta: dict
 
 
-def normalise_checkpoint(obj: dict, source: str = "<checkpoint>") -> RegressorCheckpoint:
-    """Turn any supported checkpoint dict into a :class:`RegressorCheckpoint`."""
+def _meta_and_state(obj: dict, source: str) -> tuple[dict, dict]:
+    if not isinstance(obj, dict):
+        raise AssetError(f"{source}: not a checkpoint (a {type(obj).__name__}, expected a dict)")
     meta = obj.get("ddfa", {}) if isinstance(obj.get("ddfa"), dict) else {}
     state = obj.get("state_dict", obj)
     if not isinstance(state, dict) or not state:
         raise AssetError(f"{source}: no state dict found in the checkpoint")
+    return meta, state
+
+
+def read_ddfa_checkpoint(obj: dict, source: str = "<checkpoint>") -> RegressorCheckpoint:
+    """The default checkpoint adapter of an architecture: ddfa's own layout (or a bare state
+    dict), with plain layer names; ``module.`` prefixes (DDP) are removed."""
+    meta, state = _meta_and_state(obj, source)
+    out = {(k[len("module."):] if k.startswith("module.") else k): v
+           for k, v in state.items() if isinstance(v, torch.Tensor)}
+    if not out:
+        raise AssetError(f"{source}: the checkpoint holds no tensors")
+    return RegressorCheckpoint(out, "ddfa", dict(meta))
+
+
+def normalise_checkpoint(obj: dict, source: str = "<checkpoint>") -> RegressorCheckpoint:
+    """MobileNet-V1's checkpoint adapter: any of the layouts above -> :class:`RegressorCheckpoint`."""
+    meta, state = _meta_and_state(obj, source)
     out: dict[str, torch.Tensor] = {}
     has_param_head = False
     for key, value in state.items():
@@ -74,16 +93,22 @@ def whitening_from_meta(meta: dict):
     return Whitening(mean=mean, std=std, name=str(white.get("name", "custom")))
 
 
-def make_ddfa_checkpoint(model: torch.nn.Module, *, arch: str, width: float, whitening, **extra) -> dict:
+def make_ddfa_checkpoint(model: torch.nn.Module, *, arch: str, whitening, config: dict | None = None,
+                         width: float | None = None, **extra) -> dict:
     """A checkpoint dict in ddfa's own layout (see the module docstring).
 
-    ``model`` is the bare network (not DDP-wrapped); ``whitening`` a
+    ``model`` is the bare network (not DDP-wrapped); ``config`` the architecture's build
+    keywords (``width=`` is a shorthand for MobileNet's ``{"width": w}``); ``whitening`` a
     :class:`~ddfa.morphable.params.Whitening`. ``extra`` goes into the metadata (epoch, ...).
     """
+    config = dict(config or {})
+    if width is not None:
+        config["width"] = float(width)
     meta = {
         "arch": arch,
-        "width": float(width),
-        "num_outputs": int(model.fc.out_features),
+        "config": config,
+        **({"width": config["width"]} if "width" in config else {}),
+        "num_outputs": NUM_PARAMS,
         "whitening": {
             "name": whitening.name,
             "mean": torch.as_tensor(whitening.mean),

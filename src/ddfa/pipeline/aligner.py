@@ -7,12 +7,13 @@ image in a call goes through the network in one batch.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from typing import Sequence
+from dataclasses import dataclass, fields, replace
+from typing import Any, Literal, Sequence, get_args
 
 import numpy as np
 
-from ..assets.store import AssetStore, resolve_assets
+from ..assets.store import AssetsLike, AssetStore
+from ..boxes import landmark_boxes
 from ..detect.base import Detections, create_detector
 from ..errors import InputError
 from ..face import Face, Pose
@@ -20,15 +21,20 @@ from ..io.image import read_image, to_bgr_uint8
 from ..morphable.frames import model_to_image
 from ..morphable.model import load_morphable_model
 from ..morphable.pose import pose_angles
-from ..nets.registry import create_model
+from ..nets.registry import Regressor, create_model
+from ..runtime import Backend, BaseOptions, resolve_base_options
 from .crop import crop_faces, roi_from_box, roi_from_landmarks
 
-CROP_POLICIES = ("box", "landmarks")
+CropPolicy = Literal["box", "landmarks"]
+Channels = Literal["bgr", "rgb"]
+CROP_POLICIES: tuple[str, ...] = get_args(CropPolicy)
+CHANNELS: tuple[str, ...] = get_args(Channels)
+MeshVariant = Literal["noneck", "full"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class AlignOptions:
-    """Per-call options of :class:`FaceAligner` (each can be overridden per call).
+    """Per-call options of :class:`FaceAligner` (each can be overridden per call by keyword).
 
     Attributes:
         crop_policy: ``"box"``: crop from the detection box (one network pass); ``"landmarks"``:
@@ -37,33 +43,54 @@ class AlignOptions:
         max_faces: keep at most this many faces per image, best score first (None: all).
         dense: reconstruct the dense mesh of every face eagerly (it is otherwise computed on
             first access of :attr:`Face.vertices`).
+        channels: channel order of image *arrays* passed in: ``"bgr"`` (OpenCV's, the default)
+            or ``"rgb"`` (PIL, imageio, matplotlib). Files are always decoded correctly. The
+            network was trained on BGR: RGB passed as BGR gives wrong landmarks, silently.
     """
 
-    crop_policy: str = "box"
+    crop_policy: CropPolicy = "box"
     max_faces: int | None = None
     dense: bool = False
+    channels: Channels = "bgr"
 
     def __post_init__(self):
         if self.crop_policy not in CROP_POLICIES:
             raise InputError(f"crop_policy must be one of {CROP_POLICIES}, got {self.crop_policy!r}")
-        if self.max_faces is not None and int(self.max_faces) < 0:
-            raise InputError(f"max_faces must be >= 0, got {self.max_faces}")
+        if self.max_faces is not None and (isinstance(self.max_faces, bool) or not isinstance(self.max_faces, int)
+                                           or self.max_faces < 0):
+            raise InputError(f"max_faces must be an integer >= 0 or None, got {self.max_faces!r}")
+        if not isinstance(self.dense, bool):
+            raise InputError(f"dense must be True or False, got {self.dense!r}")
+        if self.channels not in CHANNELS:
+            raise InputError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
+
+    def replace(self, **overrides: Any) -> "AlignOptions":
+        """A copy with the given fields changed (unknown names raise :class:`InputError`)."""
+        unknown = set(overrides) - {f.name for f in fields(AlignOptions)}
+        if unknown:
+            raise InputError(f"unknown option(s) {sorted(unknown)}; expected {sorted(f.name for f in fields(AlignOptions))}")
+        return replace(self, **overrides) if overrides else self
 
 
 class FaceAligner:
     """3D dense face alignment of photos.
 
     Args:
-        model: regressor name (``"mb05"``, ``"mb1"``, ``"3ddfa-v1"``) or checkpoint path.
-        detector: detector plug-in name (``"faceboxes"``), a :class:`~ddfa.detect.Detector`,
-            a callable ``image -> (K, 4|5) boxes``, or None (then boxes must be given).
-        assets: asset directory or :class:`~ddfa.assets.AssetStore` (None: ``$DDFA_HOME``).
-        device: torch device (``"cpu"``, ``"cuda"``, ...).
-        backend: ``"auto"`` (onnxruntime on CPU when installed), ``"torch"``, ``"onnxruntime"``.
+        model: regressor name (``"mb05"``, ``"mb1"``, ``"3ddfa-v1"``, or one added with
+            :func:`~ddfa.register_model`), a checkpoint path, or a :class:`~ddfa.nets.Regressor`.
+        detector: detector plug-in name (``"faceboxes"``, or one added with
+            :func:`~ddfa.register_detector`), a :class:`~ddfa.detect.Detector`, a callable
+            ``image -> (K, 4|5) boxes``, or None / ``"none"`` (then boxes must be given).
+        base_options: the runtime context (:class:`~ddfa.BaseOptions`: assets, device, backend,
+            threads), shared by the regressor and the detector.
+        assets, device, backend, threads: shorthands overriding fields of ``base_options``:
+            asset folder or store (None: ``$DDFA_HOME``), torch device, ``"auto"`` /
+            ``"torch"`` / ``"onnxruntime"``, CPU threads of the inference engine.
         mesh: dense mesh ``"noneck"`` (3DDFA_V2, 38,365 vertices) or ``"full"`` (3DDFA, 53,215).
         options: default :class:`AlignOptions`; keyword arguments ``crop_policy``,
-            ``max_faces``, ``dense`` override its fields.
-        threads: CPU threads of onnxruntime sessions (None: all cores).
+            ``max_faces``, ``dense``, ``channels`` override its fields.
+        detector_options: the detector plug-in's options, as its options dataclass or a mapping
+            by field name (e.g. ``{"score_threshold": 0.6}``).
 
     Example:
         >>> aligner = FaceAligner(assets="../shared/assets")
@@ -73,26 +100,37 @@ class FaceAligner:
 
     def __init__(
         self,
-        model: str | os.PathLike = "mb05",
-        detector="faceboxes",
-        assets: AssetStore | str | os.PathLike | None = None,
-        device: str = "cpu",
-        backend: str = "auto",
-        mesh: str = "noneck",
-        options: AlignOptions | None = None,
+        model: str | os.PathLike | Regressor = "mb05",
+        detector: Any = "faceboxes",
+        *,
+        base_options: BaseOptions | None = None,
+        assets: AssetsLike = None,
+        device: str | None = None,
+        backend: Backend | None = None,
         threads: int | None = None,
-        **option_overrides,
+        mesh: MeshVariant = "noneck",
+        options: AlignOptions | None = None,
+        detector_options: Any = None,
+        **option_overrides: Any,
     ):
-        self.assets = resolve_assets(assets)
-        self.options = _merge(options or AlignOptions(), option_overrides)
-        self.regressor = create_model(model, assets=self.assets, device=device, backend=backend, threads=threads)
-        self.morphable_model = load_morphable_model(self.assets, mesh)
-        if isinstance(detector, str) and detector != "none":
-            self.detector = create_detector(detector, assets=self.assets, device=device, backend=backend,
-                                            threads=threads)
+        self.base_options = resolve_base_options(base_options, assets=assets, device=device, backend=backend,
+                                                 threads=threads)
+        self.options = (options or AlignOptions()).replace(**option_overrides)
+        if isinstance(model, Regressor):
+            self.regressor = model
         else:
-            self.detector = create_detector(detector)
-        self.device = device
+            self.regressor = create_model(model, base_options=self.base_options)
+        self.morphable_model = load_morphable_model(self.base_options.assets, mesh)
+        self.detector = create_detector(detector, base_options=self.base_options, options=detector_options)
+
+    @property
+    def assets(self) -> AssetStore:
+        """The asset store (``base_options.assets``)."""
+        return self.base_options.assets
+
+    @property
+    def device(self) -> str:
+        return self.base_options.device
 
     def __repr__(self) -> str:
         det = getattr(self.detector, "name", type(self.detector).__name__) if self.detector else None
@@ -122,10 +160,10 @@ class FaceAligner:
         Returns:
             For each image, its list of faces (``Face.image_index`` is the image's position).
         """
-        opts = _merge(self.options, options)
+        opts = self.options.replace(**options)
         if boxes is not None and len(boxes) != len(images):
             raise InputError(f"got {len(boxes)} box lists for {len(images)} images")
-        arrays = [self._load(image) for image in images]
+        arrays = [self._load(image, opts.channels, f"images[{i}]") for i, image in enumerate(images)]
         detections = [self.detect(arr) if boxes is None else Detections.from_array(boxes[i], f"boxes[{i}]")
                       for i, arr in enumerate(arrays)]
         detections = [d.top(opts.max_faces) for d in detections]
@@ -146,11 +184,11 @@ class FaceAligner:
             out[face.image_index].append(face)
         return out
 
-    def detect(self, image) -> Detections:
-        """Run the detector on one image (path or array)."""
+    def detect(self, image, *, channels: Channels | None = None) -> Detections:
+        """Run the detector on one image (path or array; ``channels`` as in :class:`AlignOptions`)."""
         if self.detector is None:
             raise InputError("this FaceAligner has no detector: pass boxes=...")
-        return self.detector.detect(self._load(image))
+        return self.detector.detect(self._load(image, channels or self.options.channels))
 
     def align_rois(self, image, roi_boxes, *, dense: bool = False, boxes=None, scores=None) -> list[Face]:
         """Regress faces from given roi boxes (the tracking step of video: rois from landmarks).
@@ -161,14 +199,14 @@ class FaceAligner:
             boxes, scores: optional (K, 4) boxes and (K,) scores to store on the faces (default:
                 the landmarks' bounding boxes and 1.0).
         """
-        arr = self._load(image)
+        arr = self._load(image, self.options.channels)
         rois = np.asarray(roi_boxes, dtype=np.float32).reshape(-1, 4)
         if not len(rois):
             return []
         index = np.zeros(len(rois), dtype=np.int64)
         params, landmarks = self._regress([arr], index, rois)
         if boxes is None:
-            boxes = np.concatenate([landmarks[:, :, :2].min(axis=1), landmarks[:, :, :2].max(axis=1)], axis=1)
+            boxes = landmark_boxes(landmarks)
         if scores is None:
             scores = np.ones(len(rois), np.float32)
         return self._make_faces(params, landmarks, rois, np.asarray(boxes, np.float32),
@@ -176,10 +214,10 @@ class FaceAligner:
 
     # ------------------------------------------------------------------ internals
     @staticmethod
-    def _load(image) -> np.ndarray:
+    def _load(image, channels: str, source: str = "image") -> np.ndarray:
         if isinstance(image, (str, os.PathLike)):
             return read_image(image)
-        return to_bgr_uint8(image, "image")
+        return to_bgr_uint8(image, source, rgb=channels == "rgb")
 
     def _regress(self, arrays, image_index, rois):
         """Crop, regress and reconstruct 68 landmarks for faces sorted by image."""
@@ -204,19 +242,9 @@ class FaceAligner:
                 pose=Pose(*(float(a) for a in angles[k])),
                 image_index=int(image_index[k]),
                 model=self.morphable_model,
+                assets=self.base_options.assets,
             )
             if vertices is not None:
                 face.__dict__["vertices"] = vertices[k]
             faces.append(face)
         return faces
-
-
-def _merge(options: AlignOptions, overrides: dict) -> AlignOptions:
-    unknown = set(overrides) - set(AlignOptions.__dataclass_fields__)
-    if unknown:
-        raise InputError(f"unknown option(s) {sorted(unknown)}; expected {sorted(AlignOptions.__dataclass_fields__)}")
-    if not overrides:
-        return options
-    fields = {name: getattr(options, name) for name in AlignOptions.__dataclass_fields__}
-    fields.update(overrides)
-    return AlignOptions(**fields)

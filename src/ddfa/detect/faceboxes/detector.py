@@ -9,14 +9,18 @@ non-maximum suppression keeps the best of overlapping boxes. Thresholds default 
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 import torch
 
-from ...assets.store import resolve_assets
+from ...assets.safe_pickle import load_torch_checkpoint
+from ...caching import ContentCache
+from ...errors import AssetError
 from ...nets.registry import choose_backend
+from ...assets.store import AssetsLike
+from ...runtime import Backend, BaseOptions, resolve_base_options
 from ..base import Detections, register_detector
 from .boxes import decode_boxes, nms, prior_boxes
 from .net import FaceBoxesNet
@@ -25,7 +29,7 @@ WEIGHTS = "3DDFA_V2/FaceBoxes/weights/FaceBoxesProd.pth"
 BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class FaceBoxesOptions:
     """Detection thresholds (defaults: 3DDFA_V2's demo)."""
 
@@ -59,20 +63,24 @@ class FaceBoxesDetector:
     """FaceBoxes face detector.
 
     Args:
-        assets: asset directory or store holding ``FaceBoxesProd.pth``.
-        device: torch device (torch backend).
-        backend: ``"auto"``, ``"torch"`` or ``"onnxruntime"``.
-        options: :class:`FaceBoxesOptions`, or keyword overrides.
+        assets, device, backend, threads: shorthands overriding fields of ``base_options``.
+        base_options: runtime context: the asset folder holding ``FaceBoxesProd.pth``, device,
+            backend (``"auto"``, ``"torch"``, ``"onnxruntime"``) and threads.
+        options: :class:`FaceBoxesOptions` (default thresholds: 3DDFA_V2's demo); keyword
+            overrides of its fields are accepted too.
     """
 
     name = "faceboxes"
 
-    def __init__(self, assets=None, device="cpu", backend="auto", options: FaceBoxesOptions | None = None,
-                 threads: int | None = None, **overrides):
-        store = resolve_assets(assets)
-        self.options = options or FaceBoxesOptions(**overrides)
-        self.device = torch.device(device)
-        self.backend = choose_backend(backend, device)
+    def __init__(self, assets: AssetsLike = None, *, base_options: BaseOptions | None = None,
+                 device: str | None = None, backend: Backend | None = None, threads: int | None = None,
+                 options: FaceBoxesOptions | None = None, **overrides):
+        base = resolve_base_options(base_options, assets=assets, device=device, backend=backend, threads=threads)
+        store = base.assets
+        threads = base.threads
+        self.options = replace(options or FaceBoxesOptions(), **overrides)
+        self.device = torch.device(base.device)
+        self.backend = choose_backend(base.backend, base.device)
         self.net = FaceBoxesNet()
         self.net.load_state_dict(_load_state(store))
         self.net.eval()
@@ -160,29 +168,25 @@ class FaceBoxesDetector:
         return int(scale * height), int(scale * width)
 
 
-_STATE_CACHE: dict[str, dict] = {}
-_STATE_LOCK = threading.Lock()
+_STATES: ContentCache[dict] = ContentCache("faceboxes weights")
 
 
 def _load_state(store) -> dict:
-    """The checked FaceBoxes state dict (cached per file)."""
-    path = store.path(WEIGHTS)
-    with _STATE_LOCK:
-        state = _STATE_CACHE.get(str(path))
-        if state is None:
-            from ...assets.safe_pickle import load_torch_checkpoint
-            from ...errors import AssetError
+    """The checked FaceBoxes state dict (cached on the file's sha256)."""
+    return _STATES.get_or_build(store.digest(WEIGHTS), lambda: _read_state(store.path(WEIGHTS)))
 
-            state = load_torch_checkpoint(path)
-            state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
-            try:
-                FaceBoxesNet().load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise AssetError(f"{path}: not a FaceBoxes checkpoint ({str(exc).splitlines()[0]})") from None
-            _STATE_CACHE[str(path)] = state
+
+def _read_state(path) -> dict:
+    state = load_torch_checkpoint(path)
+    state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
+    try:
+        FaceBoxesNet().load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise AssetError(f"{path}: not a FaceBoxes checkpoint ({str(exc).splitlines()[0]})") from None
     return state
 
 
-@register_detector("faceboxes")
-def _faceboxes_factory(**kwargs) -> FaceBoxesDetector:
-    return FaceBoxesDetector(**kwargs)
+@register_detector("faceboxes", options=FaceBoxesOptions,
+                   description="FaceBoxes (3DDFA_V2's detector; bit-identical to the original)")
+def _faceboxes_factory(base_options: BaseOptions, options: FaceBoxesOptions | None) -> FaceBoxesDetector:
+    return FaceBoxesDetector(base_options=base_options, options=options)
