@@ -121,7 +121,9 @@ class DetectorSpec:
             raise InputError(f"unknown option(s) {sorted(unknown)} for detector {self.name!r}; "
                              f"expected {sorted(names)}")
         try:
-            return replace(options, **overrides) if options is not None else self.options_type(**overrides)
+            if options is not None:
+                return replace(options, **overrides)  # type: ignore[type-var]
+            return self.options_type(**overrides)
         except TypeError as exc:
             raise InputError(f"detector {self.name!r}: {exc}") from None
 

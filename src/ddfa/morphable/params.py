@@ -11,18 +11,14 @@ Functions here accept numpy arrays or torch tensors of shape (..., 62).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Union
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-    ArrayLike = Union[np.ndarray, torch.Tensor]
-else:
-    ArrayLike = object
+#: a numpy array or a torch tensor (the functions here follow the type of their input)
+ArrayLike = Any
 
 NUM_PARAMS = 62
 NUM_POSE = 12

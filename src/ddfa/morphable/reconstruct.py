@@ -11,18 +11,14 @@ dtype and array type of ``params``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
+from typing import Any
 
 import numpy as np
 
 from .params import coefficients, pose_matrix
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-    ArrayLike = Union[np.ndarray, torch.Tensor]
-else:
-    ArrayLike = object
+#: a numpy array or a torch tensor (the functions here follow the type of their input)
+ArrayLike = Any
 
 
 def basis_rows(vertex_ids):

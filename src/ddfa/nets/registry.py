@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 import numpy as np
 import torch
@@ -34,6 +34,9 @@ from ..morphable.params import NUM_PARAMS, Whitening, load_whitening
 from ..runtime import BACKENDS, Backend, BaseOptions, resolve_base_options
 from .checkpoint import RegressorCheckpoint, normalise_checkpoint, read_ddfa_checkpoint, whitening_from_meta
 from .mobilenet_v1 import MobileNetV1, width_from_state_dict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .onnx_backend import OnnxRunner
 
 INPUT_SIZE = 120
 
@@ -258,7 +261,7 @@ def _read_checkpoint(path: Path, arch: str | None, config: Mapping[str, Any] | N
     obj = load_torch_checkpoint(path)
     if not isinstance(obj, dict):
         raise AssetError(f"{path}: not a checkpoint (a {type(obj).__name__}, expected a dict)")
-    meta = obj.get("ddfa") if isinstance(obj.get("ddfa"), dict) else {}
+    meta = obj["ddfa"] if isinstance(obj.get("ddfa"), dict) else {}
     if arch is None:
         arch = str(meta.get("arch", "mobilenet_v1"))
     architecture = _architecture(arch, str(path))
@@ -306,7 +309,7 @@ class Regressor:
         self.net = net.eval().to(self.device)
         self.whitening = whitening
         self.weights_sha256 = weights_sha256
-        self._runner = None
+        self._runner: OnnxRunner | None = None
         if self.backend == "onnxruntime":
             self._get_runner()
 
@@ -347,7 +350,7 @@ class Regressor:
 
     def __call__(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(B, 120, 120, 3) uint8 BGR crops -> (B, 62) float32 de-whitened parameters."""
-        return self.whitening.dewhiten(self.predict_whitened(crops, batch_size))
+        return np.asarray(self.whitening.dewhiten(self.predict_whitened(crops, batch_size)))
 
 
 def choose_backend(backend: str, device: str | torch.device) -> str:
