@@ -22,7 +22,7 @@ from ..morphable.frames import model_to_image
 from ..morphable.model import load_morphable_model
 from ..morphable.pose import pose_angles
 from ..nets.registry import Regressor, create_model
-from ..runtime import Backend, BaseOptions, resolve_base_options
+from ..runtime import Backend, BaseOptions, Precision, resolve_base_options
 from .crop import crop_faces, roi_from_box, roi_from_landmarks
 
 CropPolicy = Literal["box", "landmarks"]
@@ -83,9 +83,10 @@ class FaceAligner:
             ``image -> (K, 4|5) boxes``, or None / ``"none"`` (then boxes must be given).
         base_options: the runtime context (:class:`~ddfa.BaseOptions`: assets, device, backend,
             threads), shared by the regressor and the detector.
-        assets, device, backend, threads: shorthands overriding fields of ``base_options``:
-            asset folder or store (None: ``$DDFA_HOME``), torch device, ``"auto"`` /
-            ``"torch"`` / ``"onnxruntime"``, CPU threads of the inference engine.
+        assets, device, backend, threads, precision: shorthands overriding fields of
+            ``base_options``: asset folder or store (None: ``$DDFA_HOME``), torch device,
+            ``"auto"`` / ``"torch"`` / ``"onnxruntime"`` / ``"openvino"``, CPU threads of the
+            inference engine, ``"auto"`` / ``"f32"`` / ``"bf16"`` / ``"int8"``.
         mesh: dense mesh ``"noneck"`` (3DDFA_V2, 38,365 vertices) or ``"full"`` (3DDFA, 53,215).
         options: default :class:`AlignOptions`; keyword arguments ``crop_policy``,
             ``max_faces``, ``dense``, ``channels`` override its fields.
@@ -108,13 +109,14 @@ class FaceAligner:
         device: str | None = None,
         backend: Backend | None = None,
         threads: int | None = None,
+        precision: Precision | None = None,
         mesh: MeshVariant = "noneck",
         options: AlignOptions | None = None,
         detector_options: Any = None,
         **option_overrides: Any,
     ):
         self.base_options = resolve_base_options(base_options, assets=assets, device=device, backend=backend,
-                                                 threads=threads)
+                                                 threads=threads, precision=precision)
         self.options = (options or AlignOptions()).replace(**option_overrides)
         if isinstance(model, Regressor):
             self.regressor = model

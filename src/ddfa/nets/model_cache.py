@@ -1,0 +1,203 @@
+"""Converted networks on disk (ONNX exports, int8 variants), verified before every use.
+
+A converted model is derived from one source file (torch weights) by one *recipe* (the export
+code and its settings, versioned by an integer that changes whenever the recipe's output
+would). It lives in its own folder, keyed on both::
+
+    <cache dir>/models/<name>-<source sha256[:16]>-r<recipe>/
+        model.onnx        the converted network
+        manifest.json     {"schema": 1, "name", "source_sha256", "recipe",
+                           "files": {"model.onnx": <its sha256>}, "meta": {...}}
+        openvino/         OpenVINO's compiled blobs of it (see :class:`BlobDir`)
+
+Before use the manifest must name the same source digest and recipe as the key, and every file
+it lists must hash to the recorded digest; otherwise the folder is deleted and the model
+converted again (with a message): a truncated, stale or tampered file is never loaded. Loading
+a verified model needs neither torch nor onnx: ``meta`` carries what the source checkpoint
+would have told (architecture, whitening, ...), so the inference path starts without them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+SCHEMA = 1
+MANIFEST = "manifest.json"
+_LOCK = threading.Lock()
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@dataclass(frozen=True)
+class ConvertedModel:
+    """A verified converted model.
+
+    Attributes:
+        name: what it is (``"regressor"``, ``"faceboxes"``, ...).
+        path: the model file (None when the cache is not writable: then ``data`` holds it).
+        data: the model's bytes when it is held in memory only.
+        meta: what the conversion recorded about the source (JSON values).
+        directory: its cache folder (None in memory).
+        sha256: the model file's digest.
+    """
+
+    name: str
+    path: Path | None
+    data: bytes | None
+    meta: dict[str, Any] = field(default_factory=dict)
+    directory: Path | None = None
+    sha256: str = ""
+
+    def source(self) -> bytes | str:
+        """A path (str) or the bytes, for an engine to load."""
+        return str(self.path) if self.path is not None else self.data  # type: ignore[return-value]
+
+
+def entry_dir(cache_dir: str | os.PathLike, name: str, source_sha256: str, recipe: int) -> Path:
+    return Path(cache_dir) / "models" / f"{name}-{source_sha256[:16]}-r{recipe}"
+
+
+def verified(directory: Path, name: str, source_sha256: str, recipe: int,
+             filename: str = "model.onnx") -> ConvertedModel | None:
+    """The converted model in ``directory`` if its manifest and checksums hold, else None."""
+    try:
+        manifest = json.loads((directory / MANIFEST).read_text())
+        if (manifest.get("schema") != SCHEMA or manifest.get("source_sha256") != source_sha256
+                or manifest.get("recipe") != recipe or manifest.get("name") != name):
+            return None
+        files = manifest["files"]
+        if filename not in files:
+            return None
+        for fname, digest in files.items():
+            if _sha256_file(directory / fname) != digest:
+                return None
+        return ConvertedModel(name, directory / filename, None, dict(manifest.get("meta", {})), directory,
+                              files[filename])
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
+def converted_model(
+    name: str,
+    *,
+    source_sha256: str,
+    recipe: int,
+    cache_dir: str | os.PathLike | None,
+    build: Callable[[], tuple[bytes, dict[str, Any]]],
+    describe: str,
+    filename: str = "model.onnx",
+    quiet: bool = False,
+) -> ConvertedModel:
+    """The converted model of ``name`` for a source file, from the cache or built now.
+
+    Args:
+        name: the model's name in the cache (part of the folder name).
+        source_sha256: sha256 of the source file (weights) it is converted from.
+        recipe: version of the conversion recipe.
+        cache_dir: the cache root (None: build in memory, no cache).
+        build: ``build() -> (model bytes, meta)``; called only on a miss.
+        describe: what is converted, for the one-line message printed on a miss.
+        quiet: no message.
+    """
+    if cache_dir is None:
+        data, meta = build()
+        return ConvertedModel(name, None, data, meta, None, sha256_bytes(data))
+    directory = entry_dir(cache_dir, name, source_sha256, recipe)
+    with _LOCK:
+        found = verified(directory, name, source_sha256, recipe, filename)
+        if found is not None:
+            return found
+        stale = directory.exists()
+        if not quiet:
+            why = "its cached copy failed verification" if stale else "first use"
+            print(f"ddfa: converting {describe} ({why}; cached in {directory})", file=sys.stderr, flush=True)
+        data, meta = build()
+        digest = sha256_bytes(data)
+        try:
+            if stale:
+                shutil.rmtree(directory, ignore_errors=True)
+            _write_atomic(directory / filename, data)
+            manifest = {"schema": SCHEMA, "name": name, "source_sha256": source_sha256, "recipe": recipe,
+                        "files": {filename: digest}, "meta": meta}
+            _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=1).encode())
+        except OSError:  # a read-only cache: keep the conversion in memory
+            return ConvertedModel(name, None, data, meta, None, digest)
+        return ConvertedModel(name, directory / filename, None, meta, directory, digest)
+
+
+class BlobDir:
+    """A folder an engine writes compiled blobs to, checked like the converted models.
+
+    OpenVINO caches compiled networks in a folder (its ``CACHE_DIR``) and loads them without
+    compiling again. :meth:`verify` deletes every file there that is not listed, with the same
+    sha256, in ``blobs.json``; :meth:`record` lists what the engine has written. So a blob that
+    was changed after the engine wrote it is compiled again rather than loaded.
+    """
+
+    LIST = "blobs.json"
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+
+    def _listed(self) -> dict[str, str]:
+        try:
+            data = json.loads((self.directory / self.LIST).read_text())
+            return {str(k): str(v) for k, v in data.items()}
+        except (OSError, ValueError, AttributeError):
+            return {}
+
+    def verify(self) -> None:
+        if not self.directory.is_dir():
+            return
+        listed = self._listed()
+        for path in self.directory.iterdir():
+            if path.name == self.LIST or not path.is_file():
+                continue
+            if listed.get(path.name) != _sha256_file(path):
+                path.unlink(missing_ok=True)
+
+    def record(self) -> None:
+        try:
+            if not self.directory.is_dir():
+                return
+            listed = self._listed()
+            current = {p.name: _sha256_file(p) for p in self.directory.iterdir()
+                       if p.is_file() and p.name != self.LIST and not p.name.endswith(".part")}
+            if current != listed:
+                _write_atomic(self.directory / self.LIST, json.dumps(current, indent=1).encode())
+        except OSError:
+            pass
+
+
+__all__ = ["BlobDir", "ConvertedModel", "converted_model", "entry_dir", "verified"]
