@@ -84,10 +84,29 @@ def full_model(store):
 
 @pytest.fixture(scope="session")
 def aligner(assets_dir):
-    """The default FaceAligner (mb05 + FaceBoxes, onnxruntime on CPU)."""
+    """The default FaceAligner (mb05 + FaceBoxes, the "auto" engine) in float32: the reference
+    results (OpenVINO or onnxruntime, whichever "auto" picks here)."""
     import ddfa
 
-    return ddfa.FaceAligner(assets=assets_dir)
+    return ddfa.FaceAligner(assets=assets_dir, precision="f32")
+
+
+from engines import ENGINES  # noqa: E402  (tests/engines.py: the engine matrix)
+
+
+@pytest.fixture(scope="session")
+def engine_aligners(assets_dir):
+    """One FaceAligner per engine configuration, built on first request."""
+    import ddfa
+
+    made: dict = {}
+
+    def get(name: str):
+        if name not in made:
+            made[name] = ddfa.FaceAligner(assets=assets_dir, **ENGINES[name])
+        return made[name]
+
+    return get
 
 
 @pytest.fixture(scope="session")

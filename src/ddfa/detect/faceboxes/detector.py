@@ -8,7 +8,7 @@ non-maximum suppression keeps the best of overlapping boxes. Thresholds default 
 On onnxruntime and OpenVINO the network runs from its converted ONNX graph (cached and verified
 by :mod:`ddfa.nets.model_cache`, keyed on the weights' sha256): torch is imported only to
 convert it once, or for ``backend="torch"``. On OpenVINO the uint8 image goes into the compiled
-graph as it is (mean subtraction, layout and, in bfloat16, the resize run inside it).
+graph as it is (conversion to float, mean subtraction and layout run inside it).
 """
 
 from __future__ import annotations
@@ -35,9 +35,11 @@ if TYPE_CHECKING:  # pragma: no cover
 
 WEIGHTS = "3DDFA_V2/FaceBoxes/weights/FaceBoxesProd.pth"
 BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
-#: OpenVINO in bfloat16 resizes large photos inside the compiled graph (float32, from the uint8
-#: photo); in float32 the resize stays OpenCV's, so that detections equal the reference's
-RESIZE_IN_GRAPH = True
+#: resize large photos inside OpenVINO's compiled graph (bfloat16 only; in float32 the resize is
+#: always OpenCV's, so that detections equal the reference's). Off: measured on a 720p frame,
+#: OpenCV's uint8 resize + the in-graph conversion took half the time of the in-graph resize
+#: (``benchmarks/bench_pipeline.py`` prints both)
+RESIZE_IN_GRAPH = False
 #: version of the detector's ONNX export (bump when the exported graph would change)
 FACEBOXES_RECIPE = 1
 
@@ -97,6 +99,7 @@ class FaceBoxesDetector:
         self._net: FaceBoxesNet | None = None
         self._runner: Any = None
         self._local = threading.local()
+        self.resize_in_graph = RESIZE_IN_GRAPH
         if self.backend == "torch":
             self.net.to(base.device)
         else:
@@ -172,7 +175,7 @@ class FaceBoxesDetector:
             height, width = image.shape[:2]
             scale = detector_input_scale(height, width, self.options.max_height, self.options.max_width)
             target = self._network_input_shape(image.shape, scale)
-            if scale != 1.0 and not (RESIZE_IN_GRAPH and self.precision == "bf16"):
+            if scale != 1.0 and not (self.resize_in_graph and self.precision == "bf16"):
                 image = cv2.resize(image, target[::-1])
             resize_to = target if image.shape[:2] != target else None
             loc, logits = runner(np.ascontiguousarray(image)[None], resize_to=resize_to)
