@@ -22,10 +22,12 @@ from typing import Any
 from ..errors import InputError
 
 FRAME_NOTE = "image pixels, 0-based, origin at the top-left pixel centre, x right, y down, z towards the camera"
-POSE_NOTE = "AFLW2000-3D convention, degrees: yaw>0 face turned to the image left, pitch>0 chin up, roll>0 clockwise in the image"
+POSE_NOTE = ("AFLW2000-3D convention, degrees: yaw>0 face turned to the image left, pitch>0 chin up, "
+             "roll>0 clockwise in the image")
 
 
-def image_result(image_path: str, shape: tuple[int, ...], faces: Sequence, model: str, *, dense: bool = False) -> dict[str, Any]:
+def image_result(image_path: str, shape: tuple[int, ...], faces: Sequence, model: str, *,
+                 dense: bool = False) -> dict[str, Any]:
     """The JSON-ready record of one image's faces."""
     return {
         "image": str(image_path),

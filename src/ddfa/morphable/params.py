@@ -34,30 +34,30 @@ COEFFICIENTS = slice(NUM_POSE, NUM_PARAMS)
 TRANSLATION_Z = 11
 
 
-def _check(params: "ArrayLike") -> None:
+def _check(params: ArrayLike) -> None:
     if params.shape[-1] != NUM_PARAMS:
         raise InputError(f"expected (..., 62) parameters, got shape {tuple(params.shape)}")
 
 
-def pose_matrix(params: "ArrayLike") -> "ArrayLike":
+def pose_matrix(params: ArrayLike) -> ArrayLike:
     """(..., 62) parameters -> (..., 3, 4) pose ``P = [s·R | t]`` (a view where possible)."""
     _check(params)
     return params[..., POSE].reshape(*params.shape[:-1], 3, 4)
 
 
-def coefficients(params: "ArrayLike") -> "ArrayLike":
+def coefficients(params: ArrayLike) -> ArrayLike:
     """(..., 62) parameters -> (..., 50) shape then expression coefficients (a view)."""
     _check(params)
     return params[..., COEFFICIENTS]
 
 
-def split_params(params: "ArrayLike"):
+def split_params(params: ArrayLike):
     """Split (..., 62) parameters into ``P`` (..., 3, 4), shape (..., 40) and expression (..., 10)."""
     _check(params)
     return pose_matrix(params), params[..., SHAPE], params[..., EXPRESSION]
 
 
-def join_params(pose: "ArrayLike", coeffs: "ArrayLike") -> "ArrayLike":
+def join_params(pose: ArrayLike, coeffs: ArrayLike) -> ArrayLike:
     """Inverse of (:func:`pose_matrix`, :func:`coefficients`): (..., 3, 4) and (..., 50) -> (..., 62).
 
     numpy or torch, following ``pose``; the dtype is that of ``pose``.
@@ -82,12 +82,12 @@ class Whitening:
     std: np.ndarray
     name: str = "custom"
 
-    def dewhiten(self, raw: "ArrayLike") -> "ArrayLike":
+    def dewhiten(self, raw: ArrayLike) -> ArrayLike:
         """Whitened (..., 62) -> parameters: ``raw * std + mean``."""
         mean, std = self._like(raw)
         return raw * std + mean
 
-    def whiten(self, params: "ArrayLike") -> "ArrayLike":
+    def whiten(self, params: ArrayLike) -> ArrayLike:
         """Parameters (..., 62) -> whitened: ``(params - mean) / std``."""
         mean, std = self._like(params)
         return (params - mean) / std
