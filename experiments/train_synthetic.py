@@ -214,7 +214,7 @@ def main(argv=None) -> int:
         folder = out / f"synth_{name}"
         if not (folder / "params.npz").is_file() or len(read_ddfa_dataset(folder)) != num:
             start = time.process_time()
-            synthesize(folder, num, seed=seed, store=store, progress=True)
+            synthesize(folder, num, seed=seed, assets=store, progress=True)
             print(f"synthesised {num} {name} faces in {time.process_time() - start:.0f} s CPU", file=sys.stderr)
         data[name] = read_ddfa_dataset(folder)
     model = load_morphable_model(store, "noneck")

@@ -136,9 +136,9 @@ class AflwData:
     list_file: Path
 
 
-def load_aflw(store: AssetsLike, data_dir: str | os.PathLike | None = None) -> AflwData:
+def load_aflw(assets: AssetsLike, data_dir: str | os.PathLike | None = None) -> AflwData:
     """Read ``subset.list`` and the ground truth rows it names."""
-    store = resolve_assets(store)
+    store = resolve_assets(assets)
     folder = resolve_data_dir(data_dir, DATA_SUBFOLDER, store)
     list_file = folder / LIST_FILE
     try:

@@ -92,18 +92,18 @@ class Aflw2000Data:
     list_file: Path
 
 
-def load_aflw2000(store: AssetsLike, data_dir: str | os.PathLike | None = None,
+def load_aflw2000(assets: AssetsLike, data_dir: str | os.PathLike | None = None,
                   face_list: FaceList = "2000") -> Aflw2000Data:
     """Read the face list and the ground truth (asset store ``3DDFA/test.configs``).
 
     Args:
-        store: :class:`~ddfa.assets.AssetStore` (or path) holding ``3DDFA/test.configs``.
+        assets: asset store, folder or None holding ``3DDFA/test.configs``.
         data_dir: the ``aflw2000-3d`` folder (crops and lists); see
             :func:`~ddfa.eval.protocols.resolve_data_dir` for the default.
         face_list: ``"2000"`` (all faces) or ``"1998"`` (without image02139 and image03862, whose
             ground truth is known to be wrong).
     """
-    store = resolve_assets(store)
+    store = resolve_assets(assets)
     if face_list not in LISTS:
         raise InputError(f"unknown face list {face_list!r}; expected one of {', '.join(LISTS)}")
     folder = resolve_data_dir(data_dir, DATA_SUBFOLDER, store)

@@ -28,6 +28,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..assets.store import AssetsLike, resolve_assets
 from ..errors import InputError
 from ..io.image import read_image
 from ..morphable.frames import CROP_SIZE, crop_to_image, model_to_crop, v1_crop_frame
@@ -204,7 +205,7 @@ def list_digest(names: Sequence[str]) -> str:
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
-def resolve_data_dir(data: str | os.PathLike | None, subfolder: str, store: Any = None) -> Path:
+def resolve_data_dir(data: str | os.PathLike | None, subfolder: str, assets: AssetsLike = None) -> Path:
     """Folder of one benchmark's data.
 
     Order: ``data`` (``--data DIR``, the benchmark's own folder), ``$DDFA_DATA/<subfolder>``,
@@ -223,8 +224,8 @@ def resolve_data_dir(data: str | os.PathLike | None, subfolder: str, store: Any 
     env = os.environ.get(ENV_DATA)
     if env:
         tried.append(Path(env).expanduser() / subfolder)
-    if store is not None:
-        tried.append(Path(store.root).expanduser().resolve().parent / "data" / subfolder)
+    if assets is not None:
+        tried.append(resolve_assets(assets).root.expanduser().resolve().parent / "data" / subfolder)
     for path in tried:
         if path.is_dir():
             return path

@@ -90,9 +90,9 @@ def time_ms(fn: Callable[[], object], repeats: int, warmup: int = 2, sync: Calla
     return 1000.0 * float(np.median(times))
 
 
-def load_frame(store: AssetStore) -> np.ndarray:
-    """The 1280x720 two-face test frame (BGR uint8)."""
-    image = read_image(store.path(FRAME_IMAGE))
+def load_frame(assets: AssetsLike = None) -> np.ndarray:
+    """The 1280x720 two-face test frame (BGR uint8) from an asset store, folder or None."""
+    image = read_image(resolve_assets(assets).path(FRAME_IMAGE))
     return cv2.resize(image, FRAME_SIZE, interpolation=cv2.INTER_LINEAR)
 
 

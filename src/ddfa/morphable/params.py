@@ -11,11 +11,14 @@ Functions here accept numpy arrays or torch tensors of shape (..., 62).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..assets.store import AssetsLike
 
 #: a numpy array or a torch tensor (the functions here follow the type of their input)
 ArrayLike = Any
@@ -109,8 +112,11 @@ WHITENING_FILES = {
 }
 
 
-def load_whitening(store, name: str = "v2") -> Whitening:
-    """Load the ``"v2"`` or ``"v1"`` whitening from an :class:`~ddfa.assets.AssetStore`."""
+def load_whitening(assets: AssetsLike = None, name: str = "v2") -> Whitening:
+    """Load the ``"v2"`` or ``"v1"`` whitening from an asset store, folder or None (``$DDFA_HOME``)."""
+    from ..assets.store import resolve_assets
+
+    store = resolve_assets(assets)
     try:
         relpath, mean_key, std_key = WHITENING_FILES[name]
     except KeyError:

@@ -305,7 +305,7 @@ def _render_all(chunks: list[_Chunk], num: int, workers: int, progress: bool) ->
     return params
 
 
-def synthesize(out: str | os.PathLike, num: int, *, seed: int = 0, store: AssetsLike = None,
+def synthesize(out: str | os.PathLike, num: int, *, seed: int = 0, assets: AssetsLike = None,
                mesh: MeshVariant = "noneck", whitening: str = "v2", workers: int = 1, fmt: SynthFormat = "ddfa",
                image_ext: ImageExt = "png", cfg: SynthConfig = DEFAULT_SYNTH, progress: bool = False) -> Path:
     """Render ``num`` synthetic crops into ``out`` in ddfa's training format (see module docstring).
@@ -314,7 +314,7 @@ def synthesize(out: str | os.PathLike, num: int, *, seed: int = 0, store: Assets
         out: output folder (created; ``images/`` + ``params.npz``).
         num: number of faces.
         seed: the data set's seed; face i depends only on (seed, i).
-        store: asset store or directory (None: default).
+        assets: asset store or directory (None: ``$DDFA_HOME``).
         mesh: morphable model drawn (``"noneck"`` or ``"full"``).
         whitening: statistics the coefficients are drawn from (``"v2"`` or ``"v1"``).
         workers: processes rendering in parallel.
@@ -330,7 +330,7 @@ def synthesize(out: str | os.PathLike, num: int, *, seed: int = 0, store: Assets
     from ..morphable.params import load_whitening
 
     _check_synth_options(num, fmt, image_ext)
-    assets = resolve_assets(store)
+    assets = resolve_assets(assets)
     load_morphable_model(assets, mesh)
     load_whitening(assets, whitening)  # fail early on missing assets
     out = Path(out)
