@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
-from .assets.store import AssetStore, AssetsLike, resolve_assets
+from .assets.store import AssetsLike, AssetStore, resolve_assets
 from .errors import InputError
 
 Backend = Literal["auto", "torch", "onnxruntime", "openvino"]
@@ -62,7 +62,7 @@ class BaseOptions:
         if self.precision not in PRECISIONS:
             raise InputError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
 
-    def replace(self, **changes) -> "BaseOptions":
+    def replace(self, **changes) -> BaseOptions:
         """A copy with some fields changed."""
         return replace(self, **changes)
 

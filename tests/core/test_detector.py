@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from engines import ENGINES, engine_params, engine_tolerance
 
 import ddfa
 from ddfa.detect import Detections, create_detector
@@ -15,7 +16,6 @@ from ddfa.detect.faceboxes import FaceBoxesDetector
 from ddfa.detect.faceboxes.boxes import decode_boxes, nms, prior_boxes
 from ddfa.errors import InputError
 from ddfa.io.image import read_image
-from engines import ENGINES, engine_params, engine_tolerance
 
 
 def _naive_priors(height, width):

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from engines import ENGINES, engine_params, engine_tolerance
 
 import ddfa
 from ddfa.errors import InputError
-from engines import ENGINES, engine_params, engine_tolerance
 from ddfa.morphable.frames import v2_depth
 from ddfa.pipeline import crop_face, roi_from_box, roi_from_landmarks
 
@@ -44,7 +44,8 @@ def _assert_points(actual_chw, expected_chw, rois, tol, what):
     side = np.asarray(rois, np.float64)[:, 2] - np.asarray(rois, np.float64)[:, 0]
     limit = tol.landmarks_px + tol.landmarks_rel * side[:, None, None]
     err = np.abs(np.asarray(actual_chw, np.float64) - expected_chw)
-    assert np.all(err <= limit), f"{what}: max error {err.max():.4g} px ({(err / side[:, None, None]).max():.3%} of roi)"
+    rel = (err / side[:, None, None]).max()
+    assert np.all(err <= limit), f"{what}: max error {err.max():.4g} px ({rel:.3%} of the roi side)"
 
 
 @pytest.mark.parametrize("engine", engine_params())

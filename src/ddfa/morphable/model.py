@@ -142,7 +142,7 @@ class MorphableModel:
         """(B, N, 3) dense vertices in the model frame (see :meth:`reconstruct`)."""
         return self.reconstruct(params, dense=True)
 
-    def to_torch(self, device=None, dtype=None) -> "TorchMorphableModel":
+    def to_torch(self, device=None, dtype=None) -> TorchMorphableModel:
         """The same model as a torch module (buffers on ``device``), for losses and GPUs."""
         from .torch_model import TorchMorphableModel
 

@@ -3,7 +3,8 @@ inference engines (torch, onnxruntime, OpenVINO). Importing it imports no engine
 
 from .registry import ModelSpec, Regressor, create_model, list_models, register_architecture, register_model
 
-__all__ = ["MobileNetV1", "ModelSpec", "Regressor", "create_model", "list_models", "register_architecture", "register_model"]
+__all__ = ["MobileNetV1", "ModelSpec", "Regressor", "create_model", "list_models", "register_architecture",
+           "register_model"]
 
 
 def __getattr__(name: str):

@@ -16,8 +16,9 @@ import io
 import os
 import tempfile
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -29,7 +30,7 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = ["OnnxRunner", "export_onnx", "onnxruntime_available", "state_dict_digest"]
 
 
-def state_dict_digest(module: "torch.nn.Module") -> str:
+def state_dict_digest(module: torch.nn.Module) -> str:
     """sha256 over a module's state dict (names, shapes and bytes), for cache keys."""
     digest = hashlib.sha256()
     for name, tensor in module.state_dict().items():
@@ -40,8 +41,8 @@ def state_dict_digest(module: "torch.nn.Module") -> str:
 
 
 def export_onnx(
-    module: "torch.nn.Module",
-    example: "torch.Tensor",
+    module: torch.nn.Module,
+    example: torch.Tensor,
     path: str | os.PathLike | None,
     *,
     input_name: str = "input",

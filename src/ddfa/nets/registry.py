@@ -18,9 +18,10 @@ path (3DDFA_V2, 3DDFA v1 or ddfa layout).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
@@ -58,24 +59,25 @@ class Architecture:
     """
 
     name: str
-    build: Callable[..., "nn.Module"]
-    read_checkpoint: Callable[[dict, str], "RegressorCheckpoint"] = field(default=lambda obj, source: _read_ddfa(obj, source))
-    config_from_state: Callable[[Mapping[str, "torch.Tensor"]], dict] = lambda state: {}
+    build: Callable[..., nn.Module]
+    read_checkpoint: Callable[[dict, str], RegressorCheckpoint] = field(
+        default=lambda obj, source: _read_ddfa(obj, source))
+    config_from_state: Callable[[Mapping[str, torch.Tensor]], dict] = lambda state: {}
 
 
-def _read_ddfa(obj: dict, source: str) -> "RegressorCheckpoint":
+def _read_ddfa(obj: dict, source: str) -> RegressorCheckpoint:
     from .checkpoint import read_ddfa_checkpoint
 
     return read_ddfa_checkpoint(obj, source)
 
 
-def _read_mobilenet(obj: dict, source: str) -> "RegressorCheckpoint":
+def _read_mobilenet(obj: dict, source: str) -> RegressorCheckpoint:
     from .checkpoint import normalise_checkpoint
 
     return normalise_checkpoint(obj, source)
 
 
-def _mobilenet_config(state: Mapping[str, "torch.Tensor"]) -> dict:
+def _mobilenet_config(state: Mapping[str, torch.Tensor]) -> dict:
     from .mobilenet_v1 import width_from_state_dict
 
     return {"width": width_from_state_dict(state)}
@@ -84,8 +86,8 @@ def _mobilenet_config(state: Mapping[str, "torch.Tensor"]) -> dict:
 ARCHITECTURES: dict[str, Architecture] = {}
 
 
-def register_architecture(name: str, *, read_checkpoint: Callable[[dict, str], "RegressorCheckpoint"] | None = None,
-                          config_from_state: Callable[[Mapping[str, "torch.Tensor"]], dict] | None = None):
+def register_architecture(name: str, *, read_checkpoint: Callable[[dict, str], RegressorCheckpoint] | None = None,
+                          config_from_state: Callable[[Mapping[str, torch.Tensor]], dict] | None = None):
     """Decorator registering a backbone factory ``build(num_outputs=..., **config) -> nn.Module``.
 
     Args:
@@ -116,14 +118,14 @@ def _architecture(name: str, source: str = "model") -> Architecture:
 
 
 @register_architecture("mobilenet_v1", read_checkpoint=_read_mobilenet, config_from_state=_mobilenet_config)
-def _mobilenet_v1(width: float = 1.0, num_outputs: int = NUM_PARAMS) -> "nn.Module":
+def _mobilenet_v1(width: float = 1.0, num_outputs: int = NUM_PARAMS) -> nn.Module:
     from .mobilenet_v1 import MobileNetV1
 
     return MobileNetV1(width=width, num_outputs=num_outputs)
 
 
 def build_network(arch: str, config: Mapping[str, Any], *, num_outputs: int = NUM_PARAMS,
-                  state_dict: Mapping[str, "torch.Tensor"] | None = None, source: str = "model") -> "nn.Module":
+                  state_dict: Mapping[str, torch.Tensor] | None = None, source: str = "model") -> nn.Module:
     """A fresh ``arch`` network built with ``config``, loaded with ``state_dict`` if given (strict).
 
     Raises:
@@ -224,7 +226,7 @@ class LoadedCheckpoint:
     sha256: str
     arch: str
     config: Mapping[str, Any]
-    state_dict: Mapping[str, "torch.Tensor"]
+    state_dict: Mapping[str, torch.Tensor]
     whitening: Whitening
     layout: str
     meta: Mapping[str, Any]
@@ -342,8 +344,8 @@ class Regressor:
         weights_sha256: sha256 of the weights file (None if built from a module).
     """
 
-    def __init__(self, name: str, net: "nn.Module | None", whitening: Whitening, *, base_options: BaseOptions,
-                 weights_sha256: str | None = None, net_factory: Callable[[], "nn.Module"] | None = None,
+    def __init__(self, name: str, net: nn.Module | None, whitening: Whitening, *, base_options: BaseOptions,
+                 weights_sha256: str | None = None, net_factory: Callable[[], nn.Module] | None = None,
                  converted: ConvertedModel | None = None, export_meta: Mapping[str, Any] | None = None):
         if net is None and net_factory is None:
             raise InputError("Regressor needs a network or a way to build one")
@@ -369,20 +371,20 @@ class Regressor:
         return self.base_options.backend
 
     @property
-    def device(self) -> "torch.device":
+    def device(self) -> torch.device:
         import torch
 
         return torch.device(self.base_options.device)
 
     @property
-    def net(self) -> "nn.Module":
+    def net(self) -> nn.Module:
         if self._net is None:
             assert self._net_factory is not None
             self._place(self._net_factory())
         assert self._net is not None
         return self._net
 
-    def _place(self, net: "nn.Module") -> None:
+    def _place(self, net: nn.Module) -> None:
         self._net = net.eval()
         if self.backend == "torch":
             self._net.to(self.device)
@@ -461,7 +463,7 @@ def _export_meta(ckpt: LoadedCheckpoint) -> dict:
     from .checkpoint import whitening_from_meta
 
     meta: dict[str, Any] = {"arch": ckpt.arch, "config": dict(ckpt.config), "layout": ckpt.layout}
-    own = whitening_from_meta(ckpt.meta)
+    own = whitening_from_meta(dict(ckpt.meta))
     if own is not None:
         meta["whitening"] = {"name": own.name, "mean": [float(v) for v in own.mean],
                              "std": [float(v) for v in own.std]}
@@ -502,7 +504,7 @@ def _cached_regressor(model: str | os.PathLike, base: BaseOptions, whitening: st
     if white is None:
         return None
 
-    def build_net() -> "nn.Module":
+    def build_net() -> nn.Module:
         ckpt = load_checkpoint(model, base.assets, whitening=whitening)
         return build_network(ckpt.arch, ckpt.config, state_dict=ckpt.state_dict, source=str(ckpt.path))
 
@@ -511,7 +513,7 @@ def _cached_regressor(model: str | os.PathLike, base: BaseOptions, whitening: st
 
 
 def create_model(
-    model: "str | os.PathLike | nn.Module" = "mb05",
+    model: str | os.PathLike | nn.Module = "mb05",
     *,
     base_options: BaseOptions | None = None,
     assets: AssetsLike = None,

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
-
 from typing import TYPE_CHECKING, Any
 
 import cv2
@@ -112,7 +111,7 @@ class FaceBoxesDetector:
         return torch.device(self.base_options.device)
 
     @property
-    def net(self) -> "FaceBoxesNet":
+    def net(self) -> FaceBoxesNet:
         """The torch module (built on first access when the engine does not need it)."""
         if self._net is None:
             from .net import FaceBoxesNet
