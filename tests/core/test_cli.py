@@ -34,7 +34,8 @@ def test_align_help_explains_options(capsys):
 
 def test_align_example_photos(tmp_path, assets_dir, aligner, capsys):
     folder = assets_dir / "3DDFA_V2/examples/inputs"
-    code = main(["align", str(folder), "--output", str(tmp_path), "--assets", str(assets_dir), "--quiet"])
+    code = main(["align", str(folder), "--output", str(tmp_path), "--assets", str(assets_dir), "--quiet",
+                 "--precision", "f32"])  # the same numbers as the f32 API aligner
     assert code == 0
     assert "3 image(s) aligned, 6 face(s) found, 0 failure(s)" in capsys.readouterr().out
     expected = {"JianzhuGuo": 1, "emma": 3, "trump_hillary": 2}
