@@ -50,6 +50,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help="keep at most N faces per image, best score first")
     parser.add_argument("--recursive", action="store_true", help="also search sub-folders of folder arguments")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--sequential", action="store_true",
+                        help="one image after the other (default for several images: decoding, the networks and "
+                        "writing overlap in three threads)")
     add_common_model_options(parser)
     parser.set_defaults(func=run)
     return parser
@@ -92,6 +95,7 @@ def run(args) -> int:
     from ..io.image import read_image
     from ..io.results import image_result, write_json
     from ..pipeline import AlignOptions, FaceAligner
+    from ..pipeline.throughput import pipelined, sequential
     from ..render.outputs import check_output_names, write_outputs
     from .main import base_options_from_args, detector_options_from_args
 
@@ -109,24 +113,32 @@ def run(args) -> int:
                           options=options, detector_options=detector_options_from_args(args))
     num_faces = 0
     done = 0
-    bar = tqdm(files, unit="img", disable=args.quiet or len(files) < 2, file=sys.stderr, dynamic_ncols=True)
-    for path, stem in zip(bar, _unique_stems(files)):
-        try:
-            image = read_image(path)
-            faces = aligner(image)
-            write_json(out_dir / f"{stem}.json", image_result(str(path), image.shape, faces, aligner.regressor.name))
-            write_outputs(outputs, image, faces, out_dir, stem)
-        except DdfaError as exc:
-            failures.append((str(path), str(exc)))
+    jobs = list(zip(files, _unique_stems(files)))  # (path, output stem)
+
+    def write(job: tuple[Path, str], image, faces) -> None:
+        path, stem = job
+        write_json(out_dir / f"{stem}.json", image_result(str(path), image.shape, faces, aligner.regressor.name))
+        write_outputs(outputs, image, faces, out_dir, stem)
+
+    # throughput mode: decoding, the networks and writing overlap (ddfa.pipeline.throughput)
+    stages = sequential if args.sequential or len(files) < 2 else pipelined
+    bar = tqdm(total=len(files), unit="img", disable=args.quiet or len(files) < 2, file=sys.stderr,
+               dynamic_ncols=True)
+    for out in stages(jobs, lambda job: read_image(job[0]), lambda job, image: aligner(image), write):
+        bar.update(1)
+        exc, source = out.error, str(out.item[0])
+        if isinstance(exc, DdfaError):
+            failures.append((source, str(exc)))
             bar.write(f"ddfa: skipped {exc}", file=sys.stderr)
             continue
-        except Exception as exc:  # anything else: record it and keep the batch going
-            message = f"{path}: {type(exc).__name__}: {str(exc).strip().splitlines()[-1] if str(exc).strip() else ''}"
-            failures.append((str(path), message))
+        if exc is not None:  # anything else: record it and keep the batch going
+            text = str(exc).strip()
+            message = f"{source}: {type(exc).__name__}: {text.splitlines()[-1] if text else ''}"
+            failures.append((source, message))
             bar.write(f"ddfa: skipped {message}", file=sys.stderr)
             continue
         done += 1
-        num_faces += len(faces)
+        num_faces += len(out.result)
         bar.set_postfix(faces=num_faces, failed=len(failures), refresh=False)
     bar.close()
     failures_path = out_dir / "failures.json"

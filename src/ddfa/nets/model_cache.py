@@ -193,7 +193,8 @@ class BlobDir:
             if not self.directory.is_dir():
                 return
             listed = self._listed()
-            current = {p.name: _sha256_file(p) for p in self.directory.iterdir()
+            # what verify() left is listed and intact; hash only what the engine added
+            current = {p.name: listed.get(p.name) or _sha256_file(p) for p in self.directory.iterdir()
                        if p.is_file() and p.name != self.LIST and not p.name.endswith(".part")}
             if current != listed:
                 _write_atomic(self.directory / self.LIST, json.dumps(current, indent=1).encode())

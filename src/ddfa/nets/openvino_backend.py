@@ -103,7 +103,7 @@ class OpenVinoRunner:
         self.takes_uint8 = uint8_input is not None
         self.dynamic = dynamic
         self.max_shapes = max_shapes
-        self._blobs = BlobDir(blob_dir) if blob_dir is not None else None
+        self._blob_root = Path(blob_dir) if blob_dir is not None else None
         self._compiled: OrderedDict[Any, Any] = OrderedDict()
         self._lock = threading.Lock()
         hint = "f32" if precision in ("f32", "int8") else "bf16"
@@ -160,12 +160,16 @@ class OpenVinoRunner:
             return entry
         model = self._prepared(None if key == "dynamic" else shape, resize_to)
         config = dict(self._config)
-        if self._blobs is not None:
-            self._blobs.verify()
-            config["CACHE_DIR"] = str(self._blobs.directory)
+        blobs = None
+        if self._blob_root is not None:  # one folder per compiled variant: only its blob is checked
+            name = "dynamic" if key == "dynamic" else "x".join(map(str, shape)) + (
+                f"-to{resize_to[0]}x{resize_to[1]}" if resize_to else "")
+            blobs = BlobDir(self._blob_root / f"{self.precision}-t{self.threads or 0}-{name}")
+            blobs.verify()
+            config["CACHE_DIR"] = str(blobs.directory)
         compiled = _core().compile_model(model, "CPU", config)
-        if self._blobs is not None:
-            self._blobs.record()
+        if blobs is not None:
+            blobs.record()
         entry = (compiled, compiled.create_infer_request(), len(compiled.outputs))
         self._compiled[key] = entry
         while len(self._compiled) > self.max_shapes:
