@@ -4,7 +4,8 @@ on synthetic faces.
 The float32 ONNX graph of the regressor is quantised with onnxruntime's static quantiser
 (quantize-dequantize format, weights int8 per output channel, activations uint8) and runs in
 onnxruntime or OpenVINO (AMX/VNNI int8 units). The first convolution (it sees raw pixels) and the
-fully connected head (its outputs are the 62 parameters) stay in float32. Activation ranges are
+head after the last convolution (pooling and the fully connected layer whose outputs are the 62
+parameters) stay in float32. Activation ranges are
 calibrated on :data:`CALIBRATION_FACES` synthetic 120x120 crops of ``ddfa synth`` (seed
 :data:`CALIBRATION_SEED`) — never on a benchmark set. The result is cached like every converted
 model (keyed on the float32 graph's sha256 and this recipe) and verified before use.
@@ -26,7 +27,7 @@ from ..assets.store import AssetsLike, resolve_assets
 from .model_cache import ConvertedModel, converted_model
 
 #: version of the quantisation recipe (bump when its output would change)
-INT8_RECIPE = 1
+INT8_RECIPE = 2
 CALIBRATION_SEED = 20240613
 CALIBRATION_FACES = 256
 
@@ -45,10 +46,12 @@ def calibration_crops(assets: AssetsLike = None, num: int = CALIBRATION_FACES,
 
 
 def _kept_in_float(model) -> list[str]:
-    """Names of the nodes left in float32: the first convolution and the fully connected head."""
-    convs = [n.name for n in model.graph.node if n.op_type == "Conv"]
-    heads = [n.name for n in model.graph.node if n.op_type in ("Gemm", "MatMul")]
-    return convs[:1] + heads
+    """Names of the nodes left in float32: the first convolution, and the head: everything after
+    the last convolution (pooling, flattening and the fully connected layer, so that the
+    features reach it unquantised)."""
+    nodes = list(model.graph.node)
+    convs = [i for i, n in enumerate(nodes) if n.op_type == "Conv"]
+    return [nodes[convs[0]].name] + [n.name for n in nodes[convs[-1] + 1:] if n.op_type != "Relu"]
 
 
 def quantize_regressor(f32_onnx: bytes, crops: np.ndarray) -> bytes:
@@ -92,7 +95,7 @@ def int8_regressor(f32: ConvertedModel, *, assets: AssetsLike = None, quiet: boo
         source = f32.data if f32.data is not None else Path(f32.path).read_bytes()  # type: ignore[arg-type]
         data = quantize_regressor(source, calibration_crops(store))
         meta = {**f32.meta, "int8": {"calibration": "ddfa synth", "seed": CALIBRATION_SEED,
-                                     "faces": CALIBRATION_FACES, "float_nodes": "first conv, fc"}}
+                                     "faces": CALIBRATION_FACES, "float_nodes": "first conv; pooling and fc"}}
         return data, meta
 
     return converted_model("regressor-int8", source_sha256=key, recipe=INT8_RECIPE, cache_dir=store.cache_dir,
