@@ -1,18 +1,27 @@
-"""Per-image latency of the photo pipeline: detection, regression + 68 landmarks, dense mesh.
+"""End-to-end latency of the photo pipeline on every engine, and what each precision costs.
 
 Usage::
 
-    python benchmarks/bench_pipeline.py [--assets DIR] [--repeats 50] [--threads N]
+    python benchmarks/bench_pipeline.py --assets ../shared/assets --data ../shared/data/aflw2000-3d \
+        [--repeats 40] [--threads N] [--photos 300]
 
 The frame is ``3DDFA_V2/examples/inputs/trump_hillary.jpg`` resized to 1280x720 (two faces).
-Three configurations run in the same process on the same frame:
+Configurations, all in this process on the same frame, *interleaved* (each repeat runs every
+configuration once, in turn, so that a machine whose speed drifts affects all alike):
 
-* ``ddfa``: the default path (onnxruntime on CPU, cached anchors, vectorised decoding/NMS);
-* ``ddfa-torch``: the same code on eager torch (ddfa's reference path);
-* ``plain``: eager torch with the anchors rebuilt by Python loops on every call, as a direct
-  port of the original pipeline does (the in-run baseline).
+* ``plain``: eager torch with the anchors rebuilt by Python loops on every call, as a direct port
+  of the original code does (the in-run baseline);
+* ``torch``: ddfa on eager torch;
+* ``onnxruntime``: ddfa on onnxruntime, float32 (the default before OpenVINO);
+* ``openvino-f32``, ``openvino-bf16`` (``backend="auto"`` on CPUs with AMX or AVX-512-BF16),
+  ``openvino-bf16-int8`` (bf16 detector, int8 regressor) and ``openvino-bf16-graph-resize``
+  (the detector's resize inside OpenVINO's graph instead of OpenCV's).
 
-Printed: median milliseconds per stage and in total, and each total's ratio to ``plain``.
+Printed: median ms per stage and end to end, each end-to-end median's ratio to ``plain`` and to
+``onnxruntime``. With ``--data``: the AFLW2000-3D NME (68 points, 2000 crops, mean of the yaw-bin
+means, 3DDFA's protocol) of the regressor in each precision, and with ``--photos N`` the
+end-to-end NME and detection rate on the first N of the 1700 development photos
+(``AFLW2000-full``, detector included, the protocol of the data README), each against float32.
 """
 
 from __future__ import annotations
@@ -21,16 +30,29 @@ import argparse
 import itertools
 import math
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
-import torch
 
 import ddfa
+from ddfa.detect.faceboxes import FaceBoxesDetector
 from ddfa.detect.faceboxes import boxes as fb_boxes
+from ddfa.detect.faceboxes import detector as fb_detector
 from ddfa.morphable.frames import model_to_image
 from ddfa.pipeline import crop_faces, roi_from_box
+
+CONFIGS = {  # name: (BaseOptions fields, regressor precision or None (same), detector resize in graph)
+    "plain": ({"backend": "torch", "precision": "f32"}, None, False),
+    "torch": ({"backend": "torch", "precision": "f32"}, None, False),
+    "onnxruntime": ({"backend": "onnxruntime", "precision": "f32"}, None, False),
+    "openvino-f32": ({"backend": "openvino", "precision": "f32"}, None, False),
+    "openvino-bf16": ({"backend": "openvino", "precision": "bf16"}, None, False),
+    "openvino-bf16-int8": ({"backend": "openvino", "precision": "bf16"}, "int8", False),
+    "openvino-bf16-graph-resize": ({"backend": "openvino", "precision": "bf16"}, None, True),
+}
 
 
 def python_loop_priors(height: int, width: int) -> np.ndarray:
@@ -45,73 +67,147 @@ def python_loop_priors(height: int, width: int) -> np.ndarray:
     return np.array(out, np.float32)
 
 
-def time_stage(fn, repeats: int) -> tuple[float, object]:
-    result = fn()  # warm-up
-    samples = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = fn()
-        samples.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(samples), result
+def make_aligner(store, threads, fields: dict, regressor_precision: str | None, graph_resize: bool):
+    base = ddfa.BaseOptions(assets=store, threads=threads, **fields)
+    detector = FaceBoxesDetector(base_options=base)
+    detector.resize_in_graph = graph_resize
+    regressor = ddfa.create_model("mb05", base_options=base.replace(precision=regressor_precision or base.precision))
+    return ddfa.FaceAligner(regressor, detector, base_options=base)
 
 
-def run_config(aligner: ddfa.FaceAligner, image: np.ndarray, repeats: int, plain: bool) -> dict[str, float]:
-    detector = aligner.detector
-    original_priors = fb_boxes.prior_boxes
-    if plain:  # rebuild anchors every call, no cache
-        fb_boxes.prior_boxes = python_loop_priors  # type: ignore[assignment]
-        import ddfa.detect.faceboxes.detector as det_module
-
-        det_module.prior_boxes = python_loop_priors
-    try:
-        t_detect, detections = time_stage(lambda: detector.detect(image), repeats)
-    finally:
-        if plain:
-            import ddfa.detect.faceboxes.detector as det_module
-
-            fb_boxes.prior_boxes = original_priors
-            det_module.prior_boxes = original_priors
-    rois = roi_from_box(detections.boxes)
+def stage_functions(aligner: ddfa.FaceAligner, image: np.ndarray, plain: bool) -> dict:
     model = aligner.morphable_model
+    rois = roi_from_box(aligner.detect(image).boxes)
+
+    def detect():
+        if not plain:
+            return aligner.detector.detect(image)
+        saved = fb_detector.prior_boxes
+        fb_detector.prior_boxes = python_loop_priors  # type: ignore[assignment]
+        try:
+            return aligner.detector.detect(image)
+        finally:
+            fb_detector.prior_boxes = saved
 
     def regress():
         params = aligner.regressor(crop_faces(image, rois))
-        return params, model_to_image(model.landmarks(params), rois)
+        return model_to_image(model.landmarks(params), rois)
 
-    t_regress, (params, _) = time_stage(regress, repeats)
-    t_dense, _ = time_stage(lambda: model_to_image(model.vertices(params), rois), repeats)
-    t_total, faces = time_stage(lambda: aligner(image), repeats)
-    return {"faces": len(faces), "detect": t_detect, "regress+68": t_regress, "dense": t_dense,
-            "detect+align+68 (end to end)": t_total}
+    def end_to_end():
+        if not plain:
+            return aligner(image)
+        saved = fb_detector.prior_boxes
+        fb_detector.prior_boxes = python_loop_priors  # type: ignore[assignment]
+        try:
+            return aligner(image)
+        finally:
+            fb_detector.prior_boxes = saved
+
+    return {"detect": detect, "regress+68": regress, "end to end": end_to_end}
+
+
+def interleaved(functions: dict[str, dict], repeats: int) -> dict[str, dict[str, float]]:
+    """Median ms of every (config, stage), the configs taking turns within each repeat."""
+    samples = {name: {stage: [] for stage in stages} for name, stages in functions.items()}
+    for stages in functions.values():  # warm-up: compile, allocate
+        for fn in stages.values():
+            fn(), fn()
+    for _ in range(repeats):
+        for name, stages in functions.items():
+            for stage, fn in stages.items():
+                start = time.perf_counter()
+                fn()
+                samples[name][stage].append((time.perf_counter() - start) * 1e3)
+    return {name: {stage: statistics.median(v) for stage, v in stages.items()} for name, stages in samples.items()}
+
+
+def crop_nme(store, data_dir: Path, precisions: list[tuple[str, str]]) -> dict[str, float]:
+    from ddfa.eval import run_aflw2000
+
+    out = {}
+    for backend, precision in precisions:
+        regressor = ddfa.create_model("mb05", assets=store, backend=backend, precision=precision)
+        result = run_aflw2000(regressor, assets=store, data_dir=data_dir)
+        out[f"{backend}-{precision}"] = result.results["nme"]["ori/pose"]["mean_of_bins"]
+    return out
+
+
+def photo_nme(aligner: ddfa.FaceAligner, data_dir: Path, count: int) -> tuple[float, float]:
+    """End-to-end NME (mean of yaw-bin means, %) and detection rate on the first ``count``
+    development photos: per photo the detected face whose landmark centre is nearest the ground
+    truth's; found when nearer than sqrt(w*h) of the ground-truth box."""
+    ann = np.load(data_dir / "aflw2000_3d_annotations.npz")
+    index = {str(n): i for i, n in enumerate(ann["names"])}
+    photos = sorted((data_dir / "AFLW2000-full").glob("*.jpg"))[:count]
+    errors, yaws, found = [], [], 0
+    for path in photos:
+        k = index[path.name]
+        gt = ann["pts68"][k][:2].T  # (68, 2)
+        lo, hi = gt.min(0), gt.max(0)
+        norm = math.sqrt(float(np.prod(hi - lo)))
+        faces = aligner(str(path))
+        if not faces:
+            continue
+        centres = np.array([f.landmarks[:, :2].mean(0) for f in faces])
+        best = int(np.argmin(np.linalg.norm(centres - gt.mean(0), axis=1)))
+        if np.linalg.norm(centres[best] - gt.mean(0)) >= norm:
+            continue
+        found += 1
+        errors.append(float(np.linalg.norm(faces[best].landmarks[:, :2] - gt, axis=1).mean() / norm))
+        yaws.append(abs(float(ann["yaw_3ddfa"][k])))
+    err, yaw = np.array(errors), np.array(yaws)
+    bins = [err[yaw <= 30], err[(yaw > 30) & (yaw <= 60)], err[yaw > 60]]
+    means = [b.mean() for b in bins if b.size]
+    return 100 * float(np.mean(means)), found / max(len(photos), 1)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assets", default=None, help="asset directory (default: $DDFA_HOME)")
-    parser.add_argument("--repeats", type=int, default=50)
+    parser.add_argument("--data", default=None, help="the aflw2000-3d data folder (for the NME figures)")
+    parser.add_argument("--repeats", type=int, default=40)
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    parser.add_argument("--photos", type=int, default=0, help="end-to-end NME on this many development photos")
+    parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     args = parser.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
     store = ddfa.AssetStore(args.assets)
     photo = ddfa.read_image(store.path("3DDFA_V2/examples/inputs/trump_hillary.jpg"))
     frame = cv2.resize(photo, (1280, 720), interpolation=cv2.INTER_AREA)
-    configs = {
-        "ddfa": (ddfa.FaceAligner(assets=store, threads=args.threads), False),
-        "ddfa-torch": (ddfa.FaceAligner(assets=store, backend="torch"), False),
-        "plain": (ddfa.FaceAligner(assets=store, backend="torch"), True),
-    }
-    results = {name: run_config(al, frame, args.repeats, plain) for name, (al, plain) in configs.items()}
-    stages = [k for k in results["ddfa"] if k != "faces"]
-    print(f"720p frame (1280x720, {results['ddfa']['faces']} faces), torch threads {torch.get_num_threads()}, "
-          f"median of {args.repeats} runs, ms")
-    print(f"{'stage':<30}" + "".join(f"{name:>12}" for name in results))
-    for stage in stages:
-        print(f"{stage:<30}" + "".join(f"{r[stage]:>12.2f}" for r in results.values()))
-    base = results["plain"]["detect+align+68 (end to end)"]
-    print(f"{'speed-up vs plain (end to end)':<30}" +
-          "".join(f"{base / r['detect+align+68 (end to end)']:>11.2f}x" for r in results.values()))
+    if not ddfa.nets.engines.openvino_available():
+        args.configs = [c for c in args.configs if not c.startswith("openvino")]
+    aligners = {name: make_aligner(store, args.threads, *CONFIGS[name]) for name in args.configs}
+    faces = {name: len(al(frame)) for name, al in aligners.items()}
+    functions = {name: stage_functions(al, frame, name == "plain") for name, al in aligners.items()}
+    results = interleaved(functions, args.repeats)
+
+    print(f"720p frame (1280x720, faces found {faces}), threads {args.threads or 'all'}, "
+          f"median of {args.repeats} interleaved runs, ms")
+    width = max(len(n) for n in results) + 2
+    stages = list(next(iter(results.values())))
+    print(f"{'config':<{width}}" + "".join(f"{s:>14}" for s in stages) + f"{'vs plain':>10}{'vs onnxrt':>11}")
+    base = results.get("plain", {}).get("end to end")
+    ort = results.get("onnxruntime", {}).get("end to end")
+    for name, row in results.items():
+        total = row["end to end"]
+        print(f"{name:<{width}}" + "".join(f"{row[s]:>14.2f}" for s in stages)
+              + (f"{total / base:>9.2f}x" if base else f"{'':>10}") + (f"{total / ort:>10.2f}x" if ort else ""))
+    sys.stdout.flush()
+    if args.data:
+        data = Path(args.data)
+        nme = crop_nme(store, data, [("onnxruntime", "f32")] + [("openvino", p) for p in ("f32", "bf16", "int8")
+                                                                  if ddfa.nets.engines.openvino_available()])
+        ref = nme["onnxruntime-f32"]
+        print("\nAFLW2000-3D NME (%, 2000 crops, regressor only, ori GT, mean of yaw bins):")
+        for name, value in nme.items():
+            print(f"  {name:<20} {value:.4f}  ({value - ref:+.4f} vs f32)")
+        if args.photos:
+            print(f"\nend to end on {args.photos} development photos (AFLW2000-full, detector included):")
+            ref_photo = None
+            for name in ("onnxruntime", "openvino-bf16", "openvino-bf16-int8"):
+                if name in aligners:
+                    value, rate = photo_nme(aligners[name], data, args.photos)
+                    ref_photo = value if ref_photo is None else ref_photo
+                    print(f"  {name:<20} NME {value:.4f}  ({value - ref_photo:+.4f} vs f32)  detected {rate:.1%}")
 
 
 if __name__ == "__main__":
