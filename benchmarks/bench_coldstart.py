@@ -46,7 +46,8 @@ def main() -> None:
     photo = args.photo or str(Path(assets) / "3DDFA_V2/examples/inputs/JianzhuGuo.jpg")
     py = sys.executable
     with tempfile.TemporaryDirectory() as out:
-        commands = {"python -c pass": [py, "-c", "pass"], "import ddfa": [py, "-c", CHECK + "import ddfa"]}
+        commands = {"python -c pass": [py, "-c", "pass"], "import numpy, cv2": [py, "-c", "import numpy, cv2"],
+                    "import ddfa": [py, "-c", CHECK + "import ddfa"]}
         for engine in args.engines:
             commands[f"ddfa align ({engine})"] = [
                 py, "-c", CHECK + "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))",

@@ -29,10 +29,15 @@ from __future__ import annotations
 import argparse
 import itertools
 import math
+import os
 import statistics
 import sys
 import time
 from pathlib import Path
+
+# torch's OpenMP threads otherwise spin for a while after each call, taking the cores from the
+# configuration timed next (set before torch is imported; ddfa imports it only for torch configs)
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import cv2
 import numpy as np
@@ -107,13 +112,16 @@ def stage_functions(aligner: ddfa.FaceAligner, image: np.ndarray, plain: bool) -
 
 
 def interleaved(functions: dict[str, dict], repeats: int) -> dict[str, dict[str, float]]:
-    """Median ms of every (config, stage), the configs taking turns within each repeat."""
+    """Median ms of every (config, stage), the configs taking turns within each repeat (each
+    repeat starting one configuration later, so that none always follows the same one)."""
     samples = {name: {stage: [] for stage in stages} for name, stages in functions.items()}
     for stages in functions.values():  # warm-up: compile, allocate
         for fn in stages.values():
             fn(), fn()
-    for _ in range(repeats):
-        for name, stages in functions.items():
+    names = list(functions)
+    for r in range(repeats):
+        for name in names[r % len(names):] + names[:r % len(names)]:
+            stages = functions[name]
             for stage, fn in stages.items():
                 start = time.perf_counter()
                 fn()
