@@ -6,8 +6,9 @@ Usage::
         [--repeats 40] [--threads N] [--photos 300]
 
 The frame is ``3DDFA_V2/examples/inputs/trump_hillary.jpg`` resized to 1280x720 (two faces).
-Configurations, all in this process on the same frame, *interleaved* (each repeat runs every
-configuration once, in turn, so that a machine whose speed drifts affects all alike):
+Configurations, all in this process on the same frame, *interleaved* (rounds in which every
+configuration runs a short block of calls, so that a machine whose speed drifts affects all
+alike):
 
 * ``plain``: eager torch with the anchors rebuilt by Python loops on every call, as a direct port
   of the original code does (the in-run baseline);
@@ -111,21 +112,28 @@ def stage_functions(aligner: ddfa.FaceAligner, image: np.ndarray, plain: bool) -
     return {"detect": detect, "regress+68": regress, "end to end": end_to_end}
 
 
-def interleaved(functions: dict[str, dict], repeats: int) -> dict[str, dict[str, float]]:
-    """Median ms of every (config, stage), the configs taking turns within each repeat (each
-    repeat starting one configuration later, so that none always follows the same one)."""
+def interleaved(functions: dict[str, dict], repeats: int, block: int = 5) -> dict[str, dict[str, float]]:
+    """Median ms of every (config, stage) over ``repeats`` timed runs.
+
+    The configurations take turns in blocks: each round runs every configuration's stages
+    ``block`` times in a row (the first of each block is not timed: it brings that
+    configuration's weights back into the caches), each round starting one configuration later,
+    so that a machine whose speed drifts affects all alike.
+    """
     samples = {name: {stage: [] for stage in stages} for name, stages in functions.items()}
     for stages in functions.values():  # warm-up: compile, allocate
         for fn in stages.values():
             fn(), fn()
     names = list(functions)
-    for r in range(repeats):
+    rounds = max(1, math.ceil(repeats / (block - 1)))
+    for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            stages = functions[name]
-            for stage, fn in stages.items():
-                start = time.perf_counter()
-                fn()
-                samples[name][stage].append((time.perf_counter() - start) * 1e3)
+            for stage, fn in functions[name].items():
+                for k in range(block):
+                    start = time.perf_counter()
+                    fn()
+                    if k:
+                        samples[name][stage].append((time.perf_counter() - start) * 1e3)
     return {name: {stage: statistics.median(v) for stage, v in stages.items()} for name, stages in samples.items()}
 
 
@@ -189,7 +197,7 @@ def main() -> None:
     results = interleaved(functions, args.repeats)
 
     print(f"720p frame (1280x720, faces found {faces}), threads {args.threads or 'all'}, "
-          f"median of {args.repeats} interleaved runs, ms")
+          f"median of {args.repeats}+ runs interleaved in blocks of 4, ms")
     width = max(len(n) for n in results) + 2
     stages = list(next(iter(results.values())))
     print(f"{'config':<{width}}" + "".join(f"{s:>14}" for s in stages) + f"{'vs plain':>10}{'vs onnxrt':>11}")

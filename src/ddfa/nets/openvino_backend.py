@@ -176,6 +176,21 @@ class OpenVinoRunner:
             self._compiled.popitem(last=False)
         return entry
 
+    def compile_in_background(self) -> None:
+        """Start compiling the dynamic-shape model in a thread (OpenVINO releases the GIL while it
+        compiles), so that start-up work goes on meanwhile; the first call waits for it."""
+        if not self.dynamic:
+            return
+
+        def work() -> None:
+            with self._lock:
+                try:
+                    self._request((), None)
+                except Exception:  # the first call compiles again and raises where it can be seen
+                    pass
+
+        threading.Thread(target=work, name="ddfa-openvino-compile", daemon=True).start()
+
     # ------------------------------------------------------------------ running
     def __call__(self, x: np.ndarray, resize_to: tuple[int, int] | None = None) -> list[np.ndarray]:
         """Run on one input: (N, H, W, 3) uint8 with ``uint8_input``, else the network's

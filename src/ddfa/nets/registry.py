@@ -424,6 +424,7 @@ class Regressor:
                     model.source(), precision=self.precision, threads=self.base_options.threads,
                     uint8_input=InputConversion((CROP_MEAN,) * 3, CROP_SCALE), dynamic=True,
                     blob_dir=model.directory / "openvino" if model.directory else None)
+                self._runner.compile_in_background()  # the detector and the 3DMM load meanwhile
             else:
                 from .onnx_backend import OnnxRunner
 
