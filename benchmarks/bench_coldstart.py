@@ -25,9 +25,9 @@ CHECK = "import sys, atexit; atexit.register(lambda: print('IMPORTED', sorted(m 
         "'onnxruntime', 'openvino', 'scipy', 'numba') if m in sys.modules), file=sys.stderr)); "
 
 
-def timed(argv: list[str]) -> tuple[float, str]:
+def timed(argv: list[str], env: dict | None = None) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env=os.environ.copy())
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})})
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{done.stderr}")
@@ -41,6 +41,9 @@ def main() -> None:
     parser.add_argument("--photo", default=None, help="default: 3DDFA_V2/examples/inputs/JianzhuGuo.jpg")
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--engines", nargs="+", default=["auto", "onnxruntime", "openvino"])
+    parser.add_argument("--compare-src", default=None, metavar="DIR",
+                        help="also time another ddfa source tree (its src/ folder, e.g. an earlier version "
+                        "unpacked with `git archive`), run with PYTHONPATH=DIR and its default backend")
     args = parser.parse_args()
     assets = args.assets or os.environ.get("DDFA_HOME", "")
     photo = args.photo or str(Path(assets) / "3DDFA_V2/examples/inputs/JianzhuGuo.jpg")
@@ -53,13 +56,20 @@ def main() -> None:
                 py, "-c", CHECK + "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))",
                 "align", photo, "--assets", assets, "--outputs", "none", "--output", out, "--quiet",
                 "--backend", engine]
-        for argv in commands.values():  # fill the caches; not timed
-            timed(argv)
+        envs: dict[str, dict] = {}
+        if args.compare_src:
+            name = f"ddfa align ({args.compare_src})"
+            run_main = "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))"
+            commands[name] = [py, "-c", CHECK + run_main, "align", photo, "--assets", assets, "--outputs", "none",
+                              "--output", out, "--quiet"]
+            envs[name] = {"PYTHONPATH": args.compare_src}
+        for name, argv in commands.items():  # fill the caches; not timed
+            timed(argv, envs.get(name))
         samples: dict[str, list[float]] = {name: [] for name in commands}
         imported: dict[str, str] = {}
         for _ in range(args.runs):
             for name, argv in commands.items():
-                seconds, modules = timed(argv)
+                seconds, modules = timed(argv, envs.get(name))
                 samples[name].append(seconds)
                 imported[name] = modules
     print(f"whole-process wall time, median of {args.runs} interleaved runs (cache warm), {photo}")
