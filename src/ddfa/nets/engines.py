@@ -140,5 +140,31 @@ def resolve_precision(precision: str, engine: str, *, int8: bool = False) -> Res
     return precision  # type: ignore[return-value]
 
 
-__all__ = ["Engine", "choose_backend", "cpu_native_bf16", "onnxruntime_available", "openvino_available",
+def open_runner(model, engine: str, *, precision: str, threads: int | None = None,
+                uint8_input=None, dynamic: bool = False):
+    """A runner ``runner(x) -> list[np.ndarray]`` for a converted model on a CPU engine.
+
+    Args:
+        model: a :class:`~ddfa.nets.model_cache.ConvertedModel` (an ONNX graph).
+        engine: ``"onnxruntime"`` or ``"openvino"``.
+        precision: resolved precision (:func:`resolve_precision`).
+        threads: intra-op threads (None: all cores).
+        uint8_input: an :class:`~ddfa.nets.openvino_backend.InputConversion`: on OpenVINO the
+            runner then takes uint8 NHWC and converts inside the graph (``runner.takes_uint8``);
+            onnxruntime always takes the graph's own input.
+        dynamic: OpenVINO: one compiled model for all shapes (else one per shape).
+    """
+    if engine == "openvino":
+        from .openvino_backend import OpenVinoRunner
+
+        return OpenVinoRunner(model.source(), precision=precision, threads=threads, uint8_input=uint8_input,
+                              dynamic=dynamic, blob_dir=model.directory / "openvino" if model.directory else None)
+    if engine == "onnxruntime":
+        from .onnx_backend import OnnxRunner
+
+        return OnnxRunner(model.source(), threads)
+    raise InputError(f"no ONNX runner for engine {engine!r}")
+
+
+__all__ = ["Engine", "choose_backend", "open_runner", "cpu_native_bf16", "onnxruntime_available", "openvino_available",
            "resolve_precision"]

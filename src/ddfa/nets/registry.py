@@ -417,18 +417,14 @@ class Regressor:
                 from .quantize import int8_regressor
 
                 model = int8_regressor(model, assets=self.base_options.assets)
+            from .engines import open_runner
+            from .openvino_backend import InputConversion
+
+            self._runner = open_runner(model, self.backend, precision=self.precision,
+                                       threads=self.base_options.threads,
+                                       uint8_input=InputConversion((CROP_MEAN,) * 3, CROP_SCALE), dynamic=True)
             if self.backend == "openvino":
-                from .openvino_backend import InputConversion, OpenVinoRunner
-
-                self._runner = OpenVinoRunner(
-                    model.source(), precision=self.precision, threads=self.base_options.threads,
-                    uint8_input=InputConversion((CROP_MEAN,) * 3, CROP_SCALE), dynamic=True,
-                    blob_dir=model.directory / "openvino" if model.directory else None)
                 self._runner.compile_in_background()  # the detector and the 3DMM load meanwhile
-            else:
-                from .onnx_backend import OnnxRunner
-
-                self._runner = OnnxRunner(model.source(), self.base_options.threads)
         return self._runner
 
     def predict_whitened(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:

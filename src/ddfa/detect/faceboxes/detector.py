@@ -137,15 +137,11 @@ class FaceBoxesDetector:
         base = self.base_options
         model = converted_model("faceboxes", source_sha256=self._weights_sha256, recipe=FACEBOXES_RECIPE,
                                 cache_dir=base.assets.cache_dir, build=build, describe="the FaceBoxes detector to ONNX")
-        if self.backend == "openvino":
-            from ...nets.openvino_backend import InputConversion, OpenVinoRunner
+        from ...nets.engines import open_runner
+        from ...nets.openvino_backend import InputConversion
 
-            return OpenVinoRunner(model.source(), precision=self.precision, threads=base.threads,
-                                  uint8_input=InputConversion(tuple(float(m) for m in BGR_MEAN)),  # type: ignore[arg-type]
-                                  blob_dir=model.directory / "openvino" if model.directory else None)
-        from ...nets.onnx_backend import OnnxRunner
-
-        return OnnxRunner(model.source(), base.threads)
+        return open_runner(model, self.backend, precision=self.precision, threads=base.threads,
+                           uint8_input=InputConversion((float(BGR_MEAN[0]), float(BGR_MEAN[1]), float(BGR_MEAN[2]))))
 
     def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """(1, 3, h, w) float32 BGR minus the channel means, and the scale applied to the photo.
