@@ -6,9 +6,9 @@ Usage::
         [--repeats 40] [--threads N] [--photos 300]
 
 The frame is ``3DDFA_V2/examples/inputs/trump_hillary.jpg`` resized to 1280x720 (two faces).
-Configurations, all in this process on the same frame, *interleaved* (rounds in which every
-configuration runs a short block of calls, so that a machine whose speed drifts affects all
-alike):
+Configurations, on the same frame, each in its own process (one engine per process, as in
+use), *interleaved* (rounds in which every configuration's process times a short block of
+calls, so that a machine whose speed drifts affects all alike):
 
 * ``plain``: eager torch with the anchors rebuilt by Python loops on every call, as a direct port
   of the original code does (the in-run baseline);
@@ -29,9 +29,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import math
 import os
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -112,29 +114,52 @@ def stage_functions(aligner: ddfa.FaceAligner, image: np.ndarray, plain: bool) -
     return {"detect": detect, "regress+68": regress, "end to end": end_to_end}
 
 
-def interleaved(functions: dict[str, dict], repeats: int, block: int = 5) -> dict[str, dict[str, float]]:
-    """Median ms of every (config, stage) over ``repeats`` timed runs.
+def time_block(functions: dict, repeats: int) -> dict[str, list[float]]:
+    """ms of ``repeats`` runs of each stage (after two untimed warm-up runs)."""
+    out: dict[str, list[float]] = {}
+    for stage, fn in functions.items():
+        fn(), fn()
+        out[stage] = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            out[stage].append((time.perf_counter() - start) * 1e3)
+    return out
 
-    The configurations take turns in blocks: each round runs every configuration's stages
-    ``block`` times in a row (the first of each block is not timed: it brings that
-    configuration's weights back into the caches), each round starting one configuration later,
-    so that a machine whose speed drifts affects all alike.
-    """
-    samples = {name: {stage: [] for stage in stages} for name, stages in functions.items()}
-    for stages in functions.values():  # warm-up: compile, allocate
-        for fn in stages.values():
-            fn(), fn()
-    names = list(functions)
-    rounds = max(1, math.ceil(repeats / (block - 1)))
+
+def worker(args) -> None:
+    """One configuration in its own process: time a block of runs, print them as JSON."""
+    store = ddfa.AssetStore(args.assets)
+    photo = ddfa.read_image(store.path("3DDFA_V2/examples/inputs/trump_hillary.jpg"))
+    frame = cv2.resize(photo, (1280, 720), interpolation=cv2.INTER_AREA)
+    aligner = make_aligner(store, args.threads, *CONFIGS[args.worker])
+    samples = time_block(stage_functions(aligner, frame, args.worker == "plain"), args.block)
+    print(json.dumps({"faces": len(aligner(frame)), "samples": samples}))
+
+
+def interleaved(configs: list[str], args) -> tuple[dict[str, dict[str, float]], dict[str, int]]:
+    """Median ms of every (config, stage): each configuration runs in its own process (one
+    engine per process, as in use), in rounds of one block of ``--block`` runs per
+    configuration, each round starting one configuration later, until ``--repeats`` runs."""
+    samples: dict[str, dict[str, list[float]]] = {name: {} for name in configs}
+    faces: dict[str, int] = {}
+    rounds = max(1, math.ceil(args.repeats / args.block))
     for r in range(rounds):
-        for name in names[r % len(names):] + names[:r % len(names)]:
-            for stage, fn in functions[name].items():
-                for k in range(block):
-                    start = time.perf_counter()
-                    fn()
-                    if k:
-                        samples[name][stage].append((time.perf_counter() - start) * 1e3)
-    return {name: {stage: statistics.median(v) for stage, v in stages.items()} for name, stages in samples.items()}
+        for name in configs[r % len(configs):] + configs[:r % len(configs)]:
+            argv = [sys.executable, __file__, "--worker", name, "--block", str(args.block)]
+            if args.assets:
+                argv += ["--assets", args.assets]
+            if args.threads:
+                argv += ["--threads", str(args.threads)]
+            done = subprocess.run(argv, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise SystemExit(f"{name}: {done.stderr}")
+            result = json.loads(done.stdout.strip().splitlines()[-1])
+            faces[name] = result["faces"]
+            for stage, values in result["samples"].items():
+                samples[name].setdefault(stage, []).extend(values)
+    return ({name: {stage: statistics.median(v) for stage, v in stages.items()} for name, stages in samples.items()},
+            faces)
 
 
 def crop_nme(store, data_dir: Path, precisions: list[tuple[str, str]]) -> dict[str, float]:
@@ -185,19 +210,19 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     parser.add_argument("--photos", type=int, default=0, help="end-to-end NME on this many development photos")
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
+    parser.add_argument("--block", type=int, default=5, help="timed runs per configuration per round")
+    parser.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.worker:
+        worker(args)
+        return
     store = ddfa.AssetStore(args.assets)
-    photo = ddfa.read_image(store.path("3DDFA_V2/examples/inputs/trump_hillary.jpg"))
-    frame = cv2.resize(photo, (1280, 720), interpolation=cv2.INTER_AREA)
     if not ddfa.nets.engines.openvino_available():
         args.configs = [c for c in args.configs if not c.startswith("openvino")]
-    aligners = {name: make_aligner(store, args.threads, *CONFIGS[name]) for name in args.configs}
-    faces = {name: len(al(frame)) for name, al in aligners.items()}
-    functions = {name: stage_functions(al, frame, name == "plain") for name, al in aligners.items()}
-    results = interleaved(functions, args.repeats)
+    results, faces = interleaved(args.configs, args)
 
-    print(f"720p frame (1280x720, faces found {faces}), threads {args.threads or 'all'}, "
-          f"median of {args.repeats}+ runs interleaved in blocks of 4, ms")
+    print(f"720p frame (1280x720, faces found {faces}), threads {args.threads or 'all'}, median of "
+          f"{args.repeats}+ runs, each configuration in its own process, interleaved in blocks of {args.block}, ms")
     width = max(len(n) for n in results) + 2
     stages = list(next(iter(results.values())))
     print(f"{'config':<{width}}" + "".join(f"{s:>14}" for s in stages) + f"{'vs plain':>10}{'vs onnxrt':>11}")
@@ -220,8 +245,8 @@ def main() -> None:
             print(f"\nend to end on {args.photos} development photos (AFLW2000-full, detector included):")
             ref_photo = None
             for name in ("onnxruntime", "openvino-bf16", "openvino-bf16-int8"):
-                if name in aligners:
-                    value, rate = photo_nme(aligners[name], data, args.photos)
+                if name in args.configs:
+                    value, rate = photo_nme(make_aligner(store, args.threads, *CONFIGS[name]), data, args.photos)
                     ref_photo = value if ref_photo is None else ref_photo
                     print(f"  {name:<20} NME {value:.4f}  ({value - ref_photo:+.4f} vs f32)  detected {rate:.1%}")
 

@@ -106,6 +106,11 @@ class OnnxRunner:
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the network's outputs, in the order :meth:`__call__` returns them."""
+        return [output.name for output in self.session.get_outputs()]
+
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """Run on one input array (of the graph's input dtype)."""
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x)})

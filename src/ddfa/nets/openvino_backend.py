@@ -202,6 +202,11 @@ class OpenVinoRunner:
             return [np.asarray(result[i]) for i in range(count)]
 
     @property
+    def output_names(self) -> list[str]:
+        """Names of the network's outputs, in the order :meth:`__call__` returns them."""
+        return [output.get_any_name() for output in self._model.outputs]
+
+    @property
     def compiled_shapes(self) -> list:
         """Keys of the compiled models held (input shape and resize target, or ``"dynamic"``)."""
         return list(self._compiled)

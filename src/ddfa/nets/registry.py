@@ -412,14 +412,14 @@ class Regressor:
 
     def _get_runner(self):
         if self._runner is None:
+            from .engines import open_runner
+            from .openvino_backend import InputConversion
+
             model = self.converted()
             if self.precision == "int8":
                 from .quantize import int8_regressor
 
                 model = int8_regressor(model, assets=self.base_options.assets)
-            from .engines import open_runner
-            from .openvino_backend import InputConversion
-
             self._runner = open_runner(model, self.backend, precision=self.precision,
                                        threads=self.base_options.threads,
                                        uint8_input=InputConversion((CROP_MEAN,) * 3, CROP_SCALE), dynamic=True)

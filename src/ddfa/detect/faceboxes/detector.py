@@ -122,7 +122,9 @@ class FaceBoxesDetector:
         return self._net
 
     def _open_runner(self):
+        from ...nets.engines import open_runner
         from ...nets.model_cache import converted_model
+        from ...nets.openvino_backend import InputConversion
 
         def build() -> tuple[bytes, dict]:
             import torch
@@ -137,9 +139,6 @@ class FaceBoxesDetector:
         base = self.base_options
         model = converted_model("faceboxes", source_sha256=self._weights_sha256, recipe=FACEBOXES_RECIPE,
                                 cache_dir=base.assets.cache_dir, build=build, describe="the FaceBoxes detector to ONNX")
-        from ...nets.engines import open_runner
-        from ...nets.openvino_backend import InputConversion
-
         return open_runner(model, self.backend, precision=self.precision, threads=base.threads,
                            uint8_input=InputConversion((float(BGR_MEAN[0]), float(BGR_MEAN[1]), float(BGR_MEAN[2]))))
 
