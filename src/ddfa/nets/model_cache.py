@@ -157,6 +157,16 @@ def converted_model(
         return ConvertedModel(name, directory / filename, None, meta, directory, digest)
 
 
+def asset_model(store, relpath: str, name: str) -> ConvertedModel:
+    """A ready ONNX file of the asset folder (a detector shipped as ONNX) as a converted model:
+    copied into the cache (checked against its pinned sha256 first), where OpenVINO keeps its
+    compiled blobs beside it, and verified before each use like every converted model."""
+    digest = store.digest(relpath)
+    return converted_model(name, source_sha256=digest, recipe=1, cache_dir=store.cache_dir,
+                           build=lambda: (store.path(relpath).read_bytes(), {"asset": relpath}),
+                           describe=relpath, quiet=True)
+
+
 class BlobDir:
     """A folder an engine writes compiled blobs to, checked like the converted models.
 
@@ -202,4 +212,4 @@ class BlobDir:
             pass
 
 
-__all__ = ["BlobDir", "ConvertedModel", "converted_model", "entry_dir", "verified"]
+__all__ = ["BlobDir", "ConvertedModel", "asset_model", "converted_model", "entry_dir", "verified"]
