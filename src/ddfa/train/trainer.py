@@ -34,7 +34,7 @@ from torch import nn
 
 from ..assets.safe_pickle import load_torch_checkpoint
 from ..assets.store import resolve_assets
-from ..errors import DdfaError, InputError
+from ..errors import InputError, TrainingError
 from ..morphable.model import load_morphable_model
 from ..morphable.params import load_whitening
 from ..nets.checkpoint import make_ddfa_checkpoint, normalise_checkpoint, to_v2_state_dict, whitening_from_meta
@@ -53,9 +53,6 @@ from .distributed import (
 )
 from .losses import build_loss
 from .metrics import landmark_nme
-
-class TrainingError(DdfaError):
-    """Training cannot go on (e.g. the loss became NaN or infinite)."""
 
 
 LOG_COLUMNS = ("time", "kind", "stage", "epoch", "step", "lr", "loss", "val_nme")

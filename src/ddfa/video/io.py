@@ -28,19 +28,11 @@ from typing import Iterator
 import cv2
 import numpy as np
 
-from ..errors import DdfaError, InputError
+from ..errors import InputError, VideoReadError, VideoWriteError
 from ..io.image import to_bgr_uint8
 
 #: frames per second assumed for arrays without timing and for cameras that do not report one
 DEFAULT_FPS = 30.0
-
-
-class VideoReadError(DdfaError):
-    """A video file or camera cannot be opened or decoded at all."""
-
-
-class VideoWriteError(DdfaError):
-    """An output video cannot be created or written."""
 
 
 @dataclass
