@@ -32,7 +32,8 @@ from ..caching import ContentCache
 from ..errors import AssetError, InputError
 from ..morphable.params import NUM_PARAMS, Whitening, load_whitening
 from ..runtime import BACKENDS, Backend, BaseOptions, resolve_base_options
-from .checkpoint import RegressorCheckpoint, normalise_checkpoint, read_ddfa_checkpoint, whitening_from_meta
+from .checkpoint import (RegressorCheckpoint, check_whitening, normalise_checkpoint, read_ddfa_checkpoint,
+                         whitening_from_meta)
 from .mobilenet_v1 import MobileNetV1, width_from_state_dict
 
 INPUT_SIZE = 120
@@ -114,13 +115,40 @@ def build_network(arch: str, config: Mapping[str, Any], *, num_outputs: int = NU
         raise AssetError(f"{source}: architecture {arch!r} cannot be built with config {dict(config)}: {exc}") \
             from None
     if state_dict is not None:
+        problems = state_dict_mismatch(net.state_dict(), state_dict)
+        if problems:
+            raise AssetError(f"{source}: weights do not fit {arch} {dict(config)} with {num_outputs} outputs: "
+                             f"{problems}")
         try:
             net.load_state_dict(state_dict, strict=True)
         except RuntimeError as exc:
             detail = " ".join(str(exc).split())
             raise AssetError(f"{source}: weights do not fit {arch} {dict(config)} with {num_outputs} outputs: "
-                             f"{detail[:400]}") from None
+                             f"{detail}") from None
     return net.eval()
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any], *, show: int = 3) -> str:
+    """A complete one-line summary of how ``given`` differs from ``expected`` ('' if it fits):
+    tensors of the wrong shape, missing and unexpected names (the first ``show`` of each, and
+    how many more)."""
+
+    def listing(items: list[str], what: str) -> str:
+        more = f" and {len(items) - show} more" if len(items) > show else ""
+        return f"{what} {', '.join(items[:show])}{more}"
+
+    shapes = [f"{k} is {tuple(given[k].shape)} instead of {tuple(v.shape)}" for k, v in expected.items()
+              if k in given and isinstance(given[k], torch.Tensor) and tuple(given[k].shape) != tuple(v.shape)]
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    parts = []
+    if shapes:
+        parts.append(listing(shapes, "wrong shape:"))
+    if missing:
+        parts.append(listing(missing, "missing:"))
+    if unexpected:
+        parts.append(listing(unexpected, "unexpected:"))
+    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------- named models
@@ -245,11 +273,12 @@ def load_checkpoint(model: str | os.PathLike, assets: AssetsLike = None, *,
         (digest, arch_hint), lambda: _read_checkpoint(path, arch_hint, spec.config if spec else None))
     if isinstance(whitening, Whitening):
         white = whitening
+        check_whitening(white.mean, white.std, "whitening")
     elif whitening is not None:
         white = load_whitening(store, whitening)
     else:
         default = spec.whitening if spec is not None else ("v1" if ckpt.layout == "v1" else "v2")
-        white = whitening_from_meta(ckpt.meta) or load_whitening(store, default)
+        white = whitening_from_meta(ckpt.meta, str(path)) or load_whitening(store, default)
     return LoadedCheckpoint(name=name, path=path, sha256=digest, arch=arch, config=config,
                             state_dict=ckpt.state_dict, whitening=white, layout=ckpt.layout, meta=ckpt.meta)
 
@@ -268,6 +297,10 @@ def _read_checkpoint(path: Path, arch: str | None, config: Mapping[str, Any] | N
         if "width" in ckpt.meta and "width" not in config:
             config = {**config, "width": ckpt.meta["width"]}
     config = dict(config)
+    for key, tensor in ckpt.state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise AssetError(f"{path}: the weights hold NaN or infinite values (tensor {key}); the checkpoint is "
+                             "broken (e.g. saved after training diverged)")
     # build once now, so that weights that do not fit fail here, with the file named
     build_network(arch, config, state_dict=ckpt.state_dict, source=str(path))
     return arch, config, ckpt
