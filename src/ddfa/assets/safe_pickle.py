@@ -195,7 +195,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         self._ctx = ctx
         self._allowed = _make_globals(ctx)
 
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+    def find_class(self, module: str, name: str):
         try:
             return self._allowed[(module, name)]
         except KeyError:

@@ -348,7 +348,7 @@ def _align_all(args, scan, keys, outputs, options, base, detector_options, out_d
             except MemoryError:
                 _fail(totals, bar, manifest, key, path, f"{path}: out of memory")
                 continue
-            except Exception as exc:  # noqa: BLE001 - a bug, not the input's fault: record it, go on
+            except Exception as exc:
                 detail = str(exc).strip().splitlines()
                 _fail(totals, bar, manifest, key, path,
                       f"{path}: internal error {type(exc).__name__}: {detail[-1] if detail else ''}")

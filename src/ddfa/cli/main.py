@@ -167,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     except MemoryError:
         _report(debug, "ddfa: error: out of memory")
         return 1
-    except Exception as exc:  # noqa: BLE001 - a bug in ddfa: one line, the traceback with --debug
+    except Exception as exc:
         detail = str(exc).strip().splitlines()
         _report(debug, f"ddfa: internal error: {type(exc).__name__}: {detail[0] if detail else ''} "
                 "(a bug in ddfa; run with --debug for the traceback)")

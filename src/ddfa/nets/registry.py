@@ -18,9 +18,10 @@ path (3DDFA_V2, 3DDFA v1 or ddfa layout).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -32,8 +33,13 @@ from ..caching import ContentCache
 from ..errors import AssetError, InputError
 from ..morphable.params import NUM_PARAMS, Whitening, load_whitening
 from ..runtime import BACKENDS, Backend, BaseOptions, resolve_base_options
-from .checkpoint import (RegressorCheckpoint, check_whitening, normalise_checkpoint, read_ddfa_checkpoint,
-                         whitening_from_meta)
+from .checkpoint import (
+    RegressorCheckpoint,
+    check_whitening,
+    normalise_checkpoint,
+    read_ddfa_checkpoint,
+    whitening_from_meta,
+)
 from .mobilenet_v1 import MobileNetV1, width_from_state_dict
 
 INPUT_SIZE = 120

@@ -7,8 +7,9 @@ image in a call goes through the network in one batch.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -71,7 +72,7 @@ class AlignOptions:
         if not isinstance(self.limits, InputLimits):
             raise InputError(f"limits must be a ddfa.io.image.InputLimits, got {type(self.limits).__name__}")
 
-    def replace(self, **overrides: Any) -> "AlignOptions":
+    def replace(self, **overrides: Any) -> AlignOptions:
         """A copy with the given fields changed (unknown names raise :class:`InputError`)."""
         unknown = set(overrides) - {f.name for f in fields(AlignOptions)}
         if unknown:

@@ -12,9 +12,9 @@ Register new outputs with :func:`register_image_output` / :func:`register_file_o
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
