@@ -63,8 +63,8 @@ class OutputError(DdfaError, OSError):
     def __init__(self, message: str, *, errno: int | None = None):
         # OSError's (errno, strerror) form would change str(); keep the one-line message
         Exception.__init__(self, message)
-        self.errno = errno  # type: ignore[misc]
-        self.strerror = message  # type: ignore[misc]
+        self.errno = errno
+        self.strerror = message
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""

@@ -199,7 +199,8 @@ def test_folder_scan_lists_what_it_skips(tmp_path, assets_dir, capsys, photo_byt
     assert code == 1 and "2 image(s) aligned" in stdout and "4 failure(s)" in stdout
     for name, reason in (("loop", "symbolic link loop"), ("gone.jpg", "broken symbolic link"),
                          ("self.jpg", "symbolic link loop"), ("photo.heic", "unsupported image format")):
-        assert any(line.startswith("  failed:") and name in line and reason in line for line in stdout.splitlines()), name
+        assert any(line.startswith("  failed:") and name in line and reason in line
+                   for line in stdout.splitlines()), name
     result = json.loads((tmp_path / "out" / "anim.gif.json").read_text())
     assert any("only the first" in w for w in result["warnings"]) and "only the first" in stderr
     ignored = json.loads((the_run(tmp_path / "out") / "summary.json").read_text())["ignored"]
@@ -223,7 +224,8 @@ def test_unlistable_folder_is_a_failure_not_a_crash(tmp_path, assets_dir, capsys
     code, stdout, _ = align(capsys, tmp_path / "ok", tmp_path / "locked", "--output", tmp_path / "out",
                             "--assets", assets_dir)
     assert code == 1 and "1 image(s) aligned" in stdout
-    assert any("locked" in line and "cannot list the folder (Permission denied)" in line for line in stdout.splitlines())
+    assert any("locked" in line and "cannot list the folder (Permission denied)" in line
+               for line in stdout.splitlines())
 
 
 def test_newline_in_a_file_name_cannot_forge_lines(tmp_path, assets_dir, capsys):
@@ -312,9 +314,11 @@ def test_unwritable_outputs_fail_before_any_work(tmp_path, readonly_dir, assets_
     assert "read-only file system" in err or "permission denied" in err.lower(), err
     # video: a read-only folder, no frames, an unknown container, a folder as output: one line, nothing "wrote"
     clip = REPO.parent / "shared" / "data" / "video" / "obama.mp4"
-    for extra, expected in ((["-o", readonly_dir / "x.mp4"], "cannot"), (["-o", tmp_path / "v.mp4", "--max-frames", "0"],
-                            "--max-frames must be at least 1"), (["-o", tmp_path / "v.xyz"], "unknown video container"),
-                            (["-o", str(tmp_path) + "/"], "is a folder")):
+    video_cases = ((["-o", readonly_dir / "x.mp4"], "cannot"),
+                   (["-o", tmp_path / "v.mp4", "--max-frames", "0"], "--max-frames must be at least 1"),
+                   (["-o", tmp_path / "v.xyz"], "unknown video container"),
+                   (["-o", str(tmp_path) + "/"], "is a folder"))
+    for extra, expected in video_cases:
         code = main(["video", str(clip), "--assets", str(assets_dir), "--quiet", *map(str, extra)])
         captured = capsys.readouterr()
         assert code == 1 and "wrote" not in captured.out and captured.err.count("\n") == 1, captured

@@ -264,7 +264,8 @@ def test_broken_checkpoints_are_refused_at_load(tmp_path, assets_dir):
         ckpt["state_dict"]["fc.weight"][:] = float("nan")
 
     cases = {
-        "head10.pth": (dict(outputs=10), "fc.weight is (10, 512) instead of (62, 512), fc.bias is (10,) instead of (62,)"),
+        "head10.pth": (dict(outputs=10),
+                       "fc.weight is (10, 512) instead of (62, 512), fc.bias is (10,) instead of (62,)"),
         "width.pth": (dict(edit=width_abc), "cannot be built with config"),
         "white_shape.pth": (dict(whitening=Whitening(np.zeros(10, np.float32), np.ones(10, np.float32))),
                             "whitening has shapes (10,)"),

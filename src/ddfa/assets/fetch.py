@@ -10,8 +10,9 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Any
 
 from ..errors import AssetError
 from .registry import KNOWN_FILES, KnownFile
@@ -23,7 +24,7 @@ def download_file(
     store: AssetStore,
     *,
     progress: bool = True,
-    opener: Callable[[str], object] = urllib.request.urlopen,
+    opener: Callable[[str], Any] = urllib.request.urlopen,
     allow_unpinned: bool = False,
 ) -> Path:
     """Download one known file into ``store.root``; returns its path.
@@ -78,7 +79,7 @@ def fetch(
     *,
     progress: bool = True,
     allow_unpinned: bool = False,
-    opener: Callable[[str], object] = urllib.request.urlopen,
+    opener: Callable[[str], Any] = urllib.request.urlopen,
 ) -> dict[str, str]:
     """Download every missing or corrupt file of ``paths`` (default: all pinned files).
 

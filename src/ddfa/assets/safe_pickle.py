@@ -113,7 +113,8 @@ class _PendingArray:
         if not isinstance(raw, (bytes, bytearray)) or len(raw) != count * dtype.itemsize:
             raise ctx.refuse("an array whose data does not match its shape and dtype")
         array = np.ndarray.__new__(np.ndarray, (0,), "b")
-        array.__setstate__((version, tuple(int(n) for n in shape), dtype, bool(is_fortran), bytes(raw)))
+        array.__setstate__((version, tuple(int(n) for n in shape), dtype, np.bool_(bool(is_fortran)),
+                            bytes(raw)))
         self.array = array
 
 
@@ -142,7 +143,8 @@ def _make_globals(ctx: _Context) -> dict[tuple[str, str], Any]:
         count = _checked_count(ctx, shape)
         if isinstance(buffer, pickle.PickleBuffer):
             buffer = buffer.raw()
-        if not isinstance(buffer, (bytes, bytearray, memoryview)) or len(memoryview(buffer).cast("B")) !=                 count * dtype.itemsize or order not in ("C", "F"):
+        size = len(memoryview(buffer).cast("B")) if isinstance(buffer, (bytes, bytearray, memoryview)) else -1
+        if size != count * dtype.itemsize or order not in ("C", "F"):
             raise ctx.refuse("an array whose data does not match its shape and dtype")
         array = np.frombuffer(buffer, dtype=dtype).reshape(shape, order=order)
         return array if array.flags.writeable else array.copy(order="K")
@@ -157,7 +159,9 @@ def _make_globals(ctx: _Context) -> dict[tuple[str, str], Any]:
         return np.frombuffer(bytes(data), dtype=dtype, count=1)[0]
 
     def make_dtype(spec, align=False, copy=False):
-        if not isinstance(spec, (str, bytes)):
+        if isinstance(spec, bytes):
+            spec = spec.decode("latin1")
+        if not isinstance(spec, str):
             raise ctx.refuse(f"a numpy dtype from {type(spec).__name__}")
         try:
             dtype = np.dtype(spec, align=bool(align), copy=bool(copy))

@@ -401,8 +401,8 @@ def _align_one(path, key, aligner, outputs, settings, out_dir, manifest, input_s
             pass
         except OSError:
             pass
-    manifest.append(key, path, "done", rel, run=manifest.run_id, settings=settings, size=info.st_size, mtime_ns=info.st_mtime_ns,
-                    faces=len(faces), warnings=data.warnings)
+    manifest.append(key, path, "done", rel, run=manifest.run_id, settings=settings, size=info.st_size,
+                    mtime_ns=info.st_mtime_ns, faces=len(faces), warnings=data.warnings)
     return len(faces), data.warnings
 
 

@@ -272,7 +272,8 @@ def _imdecode_collecting_messages(buffer: np.ndarray) -> tuple[np.ndarray | None
         finally:
             os.close(saved)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    ours = [line for line in lines if "jpeg" in line.lower() or line.lower().startswith(("corrupt", "warning", "invalid"))]
+    ours = [line for line in lines
+            if "jpeg" in line.lower() or line.lower().startswith(("corrupt", "warning", "invalid"))]
     others = [line for line in lines if line not in ours]
     if others:
         try:

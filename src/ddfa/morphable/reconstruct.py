@@ -11,18 +11,14 @@ dtype and array type of ``params``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Union
+from typing import Any
 
 import numpy as np
 
 from .params import coefficients, pose_matrix
 
-if TYPE_CHECKING:  # pragma: no cover
-    import torch
-
-    ArrayLike = Union[np.ndarray, torch.Tensor]
-else:
-    ArrayLike = object
+#: a numpy array or a torch tensor (the functions here follow the type of their input)
+ArrayLike = Any
 
 
 def basis_rows(vertex_ids):
@@ -37,7 +33,7 @@ def basis_rows(vertex_ids):
     return (3 * vertex_ids[:, None] + torch.arange(3, device=vertex_ids.device)).reshape(-1)
 
 
-def shape_points(coeffs: "ArrayLike", mean: "ArrayLike", basis: "ArrayLike") -> "ArrayLike":
+def shape_points(coeffs: ArrayLike, mean: ArrayLike, basis: ArrayLike) -> ArrayLike:
     """(B, 50) coefficients -> (B, V, 3) face shapes ``mean + W·α`` before pose."""
     if isinstance(coeffs, np.ndarray):
         flat = (basis @ coeffs.T).T  # (3V, 50) @ (50, B): one BLAS call for the whole batch
@@ -46,12 +42,12 @@ def shape_points(coeffs: "ArrayLike", mean: "ArrayLike", basis: "ArrayLike") -> 
     return flat.reshape(coeffs.shape[0], -1, 3) + mean
 
 
-def apply_pose(pose: "ArrayLike", points: "ArrayLike") -> "ArrayLike":
+def apply_pose(pose: ArrayLike, points: ArrayLike) -> ArrayLike:
     """``s·R·X + t``: (B, 3, 4) poses ``P = [s·R | t]`` and (B, V, 3) points -> (B, V, 3)."""
     return points @ pose[..., :3].swapaxes(-1, -2) + pose[..., None, :, 3]
 
 
-def reconstruct(params: "ArrayLike", mean: "ArrayLike", basis: "ArrayLike") -> "ArrayLike":
+def reconstruct(params: ArrayLike, mean: ArrayLike, basis: ArrayLike) -> ArrayLike:
     """(B, 62) parameters -> (B, V, 3) posed vertices ``s·R·(mean + W·α) + t``.
 
     For numpy input the parameters are computed in their own float dtype (float32 for

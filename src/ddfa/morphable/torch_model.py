@@ -22,7 +22,13 @@ class TorchMorphableModel(nn.Module):
     ``landmark_basis`` (204, 50), ``landmark_vertices`` (68,).
     """
 
-    def __init__(self, model: "MorphableModel", device=None, dtype=None):
+    mean: torch.Tensor
+    basis: torch.Tensor
+    landmark_mean: torch.Tensor
+    landmark_basis: torch.Tensor
+    landmark_vertices: torch.Tensor
+
+    def __init__(self, model: MorphableModel, device=None, dtype=None):
         super().__init__()
         dtype = dtype or torch.float32
         self.name = model.name
@@ -36,7 +42,7 @@ class TorchMorphableModel(nn.Module):
 
     @property
     def num_vertices(self) -> int:
-        return self.mean.shape[0]
+        return int(self.mean.shape[0])
 
     def subset(self, vertex_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(mean, basis)`` restricted to ``vertex_ids``: (V, 3) and (3V, 50)."""

@@ -9,6 +9,8 @@ Output: (B, num_outputs) float32; for the 3DDFA models the 62 *whitened* 3DMM pa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import torch
 from torch import nn
 
@@ -85,7 +87,7 @@ class MobileNetV1(nn.Module):
         return self.fc(self.features(x))
 
 
-def width_from_state_dict(state_dict: dict[str, torch.Tensor]) -> float:
+def width_from_state_dict(state_dict: Mapping[str, torch.Tensor]) -> float:
     """Infer the width multiplier from ``conv1.weight`` (32 * width output channels)."""
     weight = state_dict["conv1.weight"]
     return weight.shape[0] / 32.0

@@ -70,7 +70,7 @@ def export_onnx(
         torch.onnx.export(
             module,
             (example.cpu(),),
-            buffer,
+            buffer,  # type: ignore[arg-type]  # torch accepts file objects
             input_names=[input_name],
             output_names=list(output_names),
             dynamic_axes=dynamic_axes,

@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch
@@ -41,6 +41,9 @@ from .checkpoint import (
     whitening_from_meta,
 )
 from .mobilenet_v1 import MobileNetV1, width_from_state_dict
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .onnx_backend import OnnxRunner
 
 INPUT_SIZE = 120
 
@@ -293,7 +296,7 @@ def _read_checkpoint(path: Path, arch: str | None, config: Mapping[str, Any] | N
     obj = load_torch_checkpoint(path)
     if not isinstance(obj, dict):
         raise AssetError(f"{path}: not a checkpoint (a {type(obj).__name__}, expected a dict)")
-    meta = obj.get("ddfa") if isinstance(obj.get("ddfa"), dict) else {}
+    meta = obj["ddfa"] if isinstance(obj.get("ddfa"), dict) else {}
     if arch is None:
         arch = str(meta.get("arch", "mobilenet_v1"))
     architecture = _architecture(arch, str(path))
@@ -345,7 +348,7 @@ class Regressor:
         self.net = net.eval().to(self.device)
         self.whitening = whitening
         self.weights_sha256 = weights_sha256
-        self._runner = None
+        self._runner: OnnxRunner | None = None
         if self.backend == "onnxruntime":
             self._get_runner()
 
@@ -386,7 +389,7 @@ class Regressor:
 
     def __call__(self, crops: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """(B, 120, 120, 3) uint8 BGR crops -> (B, 62) float32 de-whitened parameters."""
-        return self.whitening.dewhiten(self.predict_whitened(crops, batch_size))
+        return np.asarray(self.whitening.dewhiten(self.predict_whitened(crops, batch_size)))
 
 
 def choose_backend(backend: str, device: str | torch.device) -> str:

@@ -76,7 +76,8 @@ class AlignOptions:
         """A copy with the given fields changed (unknown names raise :class:`InputError`)."""
         unknown = set(overrides) - {f.name for f in fields(AlignOptions)}
         if unknown:
-            raise InputError(f"unknown option(s) {sorted(unknown)}; expected {sorted(f.name for f in fields(AlignOptions))}")
+            expected = sorted(f.name for f in fields(AlignOptions))
+            raise InputError(f"unknown option(s) {sorted(unknown)}; expected {expected}")
         return replace(self, **overrides) if overrides else self
 
 
@@ -174,7 +175,8 @@ class FaceAligner:
         if boxes is not None and len(boxes) != len(images):
             raise InputError(f"got {len(boxes)} box lists for {len(images)} images")
         arrays = [self._load(image, opts.channels, f"images[{i}]", opts.limits) for i, image in enumerate(images)]
-        detections = [self.detect(arr) if boxes is None else check_boxes(boxes[i], arr.shape, opts.limits, f"boxes[{i}]")
+        detections = [self.detect(arr) if boxes is None
+                      else check_boxes(boxes[i], arr.shape, opts.limits, f"boxes[{i}]")
                       for i, arr in enumerate(arrays)]
         detections = [d.top(opts.max_faces) for d in detections]
         counts = [len(d) for d in detections]
@@ -252,6 +254,7 @@ class FaceAligner:
                 pose=Pose(*(float(a) for a in angles[k])),
                 image_index=int(image_index[k]),
                 model=self.morphable_model,
+                assets=self.base_options.assets,
             )
             if vertices is not None:
                 face.__dict__["vertices"] = vertices[k]
@@ -277,7 +280,8 @@ def check_boxes(boxes, shape: tuple[int, ...], limits: InputLimits = DEFAULT_LIM
     except (TypeError, ValueError) as exc:
         raise InputError(f"{source}: expected numbers of shape (K, 4) or (K, 5) ({exc})") from None
     if raw.size and raw.dtype.kind not in "iuf":
-        raise InputError(f"{source}: expected numbers of shape (K, 4) or (K, 5), got {'text' if raw.dtype.kind in 'US' else raw.dtype.name} values")
+        kind_name = "text" if raw.dtype.kind in "US" else raw.dtype.name
+        raise InputError(f"{source}: expected numbers of shape (K, 4) or (K, 5), got {kind_name} values")
     if kind == "roi":
         arr = raw.astype(np.float64).reshape(-1, raw.shape[-1] if raw.ndim else 1) if raw.size else np.zeros((0, 4))
         if arr.shape[1] != 4:
@@ -298,7 +302,7 @@ def check_boxes(boxes, shape: tuple[int, ...], limits: InputLimits = DEFAULT_LIM
         bad = np.flatnonzero(too_big | too_far)
         if bad.size:
             k = int(bad[0])
-            raise LimitError(f"{source}: box {k} {np.round(np.asarray(coords)[k, :4], 1).tolist()} is too large or too far "
-                             f"outside the {width} x {height} image (at most {limits.max_box_scale:g} x its longer "
-                             "side, max_box_scale)")
+            box = np.round(np.asarray(coords)[k, :4], 1).tolist()
+            raise LimitError(f"{source}: box {k} {box} is too large or too far outside the {width} x {height} image "
+                             f"(at most {limits.max_box_scale:g} x its longer side, max_box_scale)")
     return detections
