@@ -113,8 +113,8 @@ class _PendingArray:
         if not isinstance(raw, (bytes, bytearray)) or len(raw) != count * dtype.itemsize:
             raise ctx.refuse("an array whose data does not match its shape and dtype")
         array = np.ndarray.__new__(np.ndarray, (0,), "b")
-        array.__setstate__((version, tuple(int(n) for n in shape), dtype, np.bool_(bool(is_fortran)),
-                            bytes(raw)))
+        checked: Any = (version, tuple(int(n) for n in shape), dtype, bool(is_fortran), bytes(raw))
+        array.__setstate__(checked)  # numpy's own parser wants a plain int/bool flag
         self.array = array
 
 
