@@ -25,6 +25,10 @@ import pytest
 from ddfa.cli.main import main
 
 REPO = Path(__file__).resolve().parents[2]
+#: exit status after Ctrl-C: 130, or killed by SIGINT: CPython 3.11 re-raises SIGINT at exit when a
+#: KeyboardInterrupt passed through some C-level code on its way to ddfa's handler (the Unix way
+#: of telling a calling shell that the command was interrupted)
+INTERRUPTED = (130, -signal.SIGINT)
 
 
 @pytest.fixture(scope="module")
@@ -434,7 +438,7 @@ def test_interrupt_mid_batch_then_rerun_completes(tmp_path, assets_dir, capsys, 
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
-    assert proc.returncode == 130, (stdout, stderr)
+    assert proc.returncode in INTERRUPTED, (stdout, stderr)
     assert "Traceback" not in stdout + stderr and "interrupted" in stdout
     partial = check_complete(out)
     done = done_keys(out)
@@ -456,5 +460,5 @@ def test_interrupt_during_start_up_is_one_line(tmp_path, assets_dir, photo_bytes
         assert "Traceback" not in stderr + stdout, (delay, stderr)
         if proc.returncode == 0:  # finished before the signal (a fast machine): nothing to check
             continue
-        assert proc.returncode == 130 and "interrupted" in (stderr + stdout), (delay, proc.returncode, stderr)
+        assert proc.returncode in INTERRUPTED and "interrupted" in (stderr + stdout), (delay, proc.returncode, stderr)
 

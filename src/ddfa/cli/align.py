@@ -32,9 +32,13 @@ from __future__ import annotations
 import argparse
 import errno
 import os
+import signal
 import stat
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
@@ -385,25 +389,45 @@ def _align_one(path, key, aligner, outputs, settings, out_dir, manifest, input_s
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise output_error(exc, folder, "cannot create the output folder") from None
-    with Staging(folder) as stage:
+    stage = Staging(folder)
+    try:
         staged = stage_outputs(outputs, data.image, faces, stage.dir, name)
         write_json(stage.path(f"{name}.json"), result)
         order = staged + [f"{name}.json"]  # the result JSON last
         rel = [(rel_folder / n).as_posix() for n in order]
         _check_targets(key, path, rel, out_dir, manifest, input_set, overwrite)
-        manifest.append(key, path, "writing", rel, run=manifest.run_id)
-        stage.commit(order)
-    stale = manifest.owned.get(key, set()) - set(rel)
-    for old in stale:  # outputs of an earlier run of this key that this run did not write again
-        try:
-            (out_dir / old).unlink()
-        except FileNotFoundError:
-            pass
-        except OSError:
-            pass
-    manifest.append(key, path, "done", rel, run=manifest.run_id, settings=settings, size=info.st_size,
-                    mtime_ns=info.st_mtime_ns, faces=len(faces), warnings=data.warnings)
+        with _deferred_interrupt():  # the files moved and the manifest saying so: all or none of it
+            manifest.append(key, path, "writing", rel, run=manifest.run_id)
+            stage.commit(order)
+            stale = manifest.owned.get(key, set()) - set(rel)
+            for old in stale:  # outputs of an earlier run of this key that this run did not write again
+                try:
+                    (out_dir / old).unlink()
+                except OSError:
+                    pass
+            manifest.append(key, path, "done", rel, run=manifest.run_id, settings=settings, size=info.st_size,
+                            mtime_ns=info.st_mtime_ns, faces=len(faces), warnings=data.warnings)
+    finally:
+        with _deferred_interrupt():
+            stage.discard()
     return len(faces), data.warnings
+
+
+@contextmanager
+def _deferred_interrupt() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block is done, then raise it: for the few file moves and
+    manifest lines that must happen together. Only in the main thread (elsewhere: no-op)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def _check_targets(key, path, rel, out_dir, manifest, input_set, overwrite) -> None:

@@ -9,7 +9,8 @@ Errors end as one line on stderr, never as a traceback (unless ``--debug``):
   exit status 1;
 * an operating-system error that escaped a command (disk full, permission denied, ...):
   ``ddfa: error: <file>: <cause>``, exit status 1;
-* Ctrl-C, also during start-up: ``ddfa: interrupted``, exit status 130;
+* Ctrl-C, also during start-up: ``ddfa: interrupted``, exit status 130 (CPython itself ends the
+  process with SIGINT instead when the interrupt passed through some C-level library code);
 * anything else is a bug in ddfa: ``ddfa: internal error: ...``, exit status 70.
 
 Control characters in messages (e.g. a newline in a file name) are escaped, so that no input
@@ -25,7 +26,6 @@ import sys
 import typing
 
 from ..errors import DdfaError, InputError, one_line
-from ..runtime import BACKENDS
 
 #: sub-command modules under ddfa.cli, in the order ``ddfa --help`` lists them
 SUBCOMMANDS = ("align", "assets", "export", "benchmark", "train", "synth", "video")
@@ -59,6 +59,8 @@ def build_parser() -> argparse.ArgumentParser:
 def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool = True) -> None:
     """Options shared by the sub-commands that run a model: the model, the runtime context
     (:class:`~ddfa.BaseOptions`) and, with ``detector``, the detector plug-in and its options."""
+    from ..runtime import BACKENDS  # here, not at import: `ddfa` starts without numpy
+
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="mb05",
                        help="regressor: mb05, mb1, 3ddfa-v1, a registered name, or a checkpoint file (default: mb05)")
