@@ -34,6 +34,7 @@ import threading
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -247,6 +248,7 @@ def _file_kind(mode: int) -> str:
 
 
 _STDERR_LOCK = threading.Lock()
+_CAPTURE: dict[int, Any] = {}  # process id -> the file decoder messages are caught in (one per process)
 #: libjpeg's messages for compressed data that ends early (the rest of the image is made up)
 _JPEG_TRUNCATED = ("premature end of data segment", "premature end of jpeg file")
 
@@ -261,14 +263,18 @@ def _imdecode_collecting_messages(buffer: np.ndarray) -> tuple[np.ndarray | None
         except (OSError, ValueError, AttributeError):  # no usable stderr: decode without listening
             return cv2.imdecode(buffer, cv2.IMREAD_COLOR), []
         try:
-            with tempfile.TemporaryFile() as capture:
-                os.dup2(capture.fileno(), 2)
-                try:
-                    image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
-                finally:
-                    os.dup2(saved, 2)
-                capture.seek(0)
-                text = capture.read(1 << 16).decode("utf-8", "replace")
+            capture = _CAPTURE.get(os.getpid())
+            if capture is None:
+                capture = _CAPTURE[os.getpid()] = tempfile.TemporaryFile()
+            capture.seek(0)
+            capture.truncate()
+            os.dup2(capture.fileno(), 2)
+            try:
+                image = cv2.imdecode(buffer, cv2.IMREAD_COLOR)
+            finally:
+                os.dup2(saved, 2)
+            capture.seek(0)
+            text = capture.read(1 << 16).decode("utf-8", "replace")
         finally:
             os.close(saved)
     lines = [line.strip() for line in text.splitlines() if line.strip()]
