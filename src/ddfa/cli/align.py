@@ -42,7 +42,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from ..errors import DdfaError, InputError, OutputError, one_line
+from ..errors import DdfaError, ImageReadError, InputError, OutputError, one_line
 from ..io.atomic import STAGING_PREFIX, TMP_PREFIX
 from ..io.image import DEFAULT_LIMITS, MIB, is_image_file, is_unsupported_image_file
 from ..io.manifest import RESERVED
@@ -291,26 +291,11 @@ def run(args) -> int:
     manifest = Manifest(out_dir)
     # 3. the inputs
     scan = scan_inputs(args.paths, args.recursive, exclude=manifest.all_outputs(), reserved=manifest.folder)
-    keys = input_keys(scan.files)
     totals = _Totals(failures=list(scan.failures))
-    run_folder = manifest.new_run_folder()
-    started = time.time()
-    try:
-        _align_all(args, scan, keys, outputs, options, base, detector_options, out_dir, manifest, totals)
-    finally:
-        _finish(args, scan, totals, out_dir, run_folder, started, outputs)
-    if totals.interrupted:
-        return 130
-    return 1 if totals.failures or totals.stopped else 0
-
-
-def _align_all(args, scan, keys, outputs, options, base, detector_options, out_dir, manifest, totals) -> None:
-    from tqdm import tqdm
-
     settings = {"model": args.model, "outputs": outputs, "crop_policy": options.crop_policy,
                 "max_faces": options.max_faces, "detector": args.detector, "detector_options": detector_options}
     todo = []
-    for path, key in zip(scan.files, keys):
+    for path, key in zip(scan.files, input_keys(scan.files)):
         if PurePosixPath(key).parts[0] == RESERVED:
             totals.failures.append((path, f"inputs under a {RESERVED} folder are not taken (reserved for ddfa's run "
                                           "records)"))
@@ -318,16 +303,31 @@ def _align_all(args, scan, keys, outputs, options, base, detector_options, out_d
             totals.done_before += 1
         else:
             todo.append((path, key))
-    if not todo:
-        return
-    from ..pipeline import FaceAligner
+    # 4. the model, only when there is something to do (a model that cannot be loaded is one error line)
+    aligner = None
+    if todo:
+        from ..pipeline import FaceAligner
 
-    try:
         aligner = FaceAligner(model=args.model, detector=args.detector, base_options=base, options=options,
                               detector_options=detector_options)
-    except KeyboardInterrupt:
-        totals.interrupted = True
-        return
+    # 5. the images; the run record whatever happens
+    run_folder = manifest.new_run_folder()
+    started = time.time()
+    try:
+        if aligner is not None:
+            _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, totals)
+    finally:
+        _finish(args, scan, totals, out_dir, run_folder, started, outputs)
+    if totals.interrupted:
+        return 130
+    return 1 if totals.failures or totals.stopped else 0
+
+
+def _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, totals) -> None:
+    from tqdm import tqdm
+
+    from ..io.atomic import output_error
+
     input_set = {os.path.normcase(p) for p in scan.files}
     bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < 2, file=sys.stderr,
                dynamic_ncols=True)
@@ -340,10 +340,11 @@ def _align_all(args, scan, keys, outputs, options, base, detector_options, out_d
             except KeyboardInterrupt:
                 totals.interrupted = True
                 break
-            except OutputError as exc:
-                _fail(totals, bar, manifest, key, path, str(exc))
-                if exc.errno in _FATAL_ERRNOS:
-                    totals.stopped = f"stopped: {exc}"
+            except OSError as exc:  # OutputError, or a writer's own OSError (e.g. numpy's on a full disk)
+                error = output_error(exc, exc.filename or path)
+                _fail(totals, bar, manifest, key, path, str(error))
+                if error.errno in _FATAL_ERRNOS:
+                    totals.stopped = f"stopped: {error}"
                     break
                 continue
             except DdfaError as exc:
@@ -378,7 +379,10 @@ def _align_one(path, key, aligner, outputs, settings, out_dir, manifest, input_s
     from ..render.outputs import stage_outputs
 
     data = read_image_data(path, limits=aligner.options.limits)
-    info = os.stat(path)
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise ImageReadError(f"{path}: disappeared while being read ({exc.strerror or exc})") from None
     faces = aligner(data.image)
     result = image_result(path, data.image.shape, faces, aligner.regressor.name)
     result["warnings"] = data.warnings

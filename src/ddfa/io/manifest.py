@@ -23,6 +23,7 @@ import secrets
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -145,8 +146,9 @@ class Manifest:
 
     # ------------------------------------------------------------------ run records
     def new_run_folder(self) -> Path:
-        """A fresh ``DIR/.ddfa/runs/<run id>/`` (time, process id and a random suffix)."""
-        run_id = f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}-{secrets.token_hex(2)}"
+        """A fresh ``DIR/.ddfa/runs/<run id>/`` (local time to the microsecond, process id and a random
+        suffix: run folders sort by start time)."""
+        run_id = f"{datetime.now().strftime('%Y%m%d-%H%M%S.%f')}-{os.getpid()}-{secrets.token_hex(2)}"
         self.run_id = run_id
         folder = self.folder / RUNS / run_id
         try:
