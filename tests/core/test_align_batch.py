@@ -426,7 +426,7 @@ def _ddfa(*args) -> subprocess.Popen:
 
 
 def test_interrupt_mid_batch_then_rerun_completes(tmp_path, assets_dir, capsys, photo_bytes):
-    count = 14
+    count = 9
     photos = _batch(tmp_path / "in", photo_bytes, count)
     out = tmp_path / "out"
     proc = _ddfa("align", photos, "--output", out, "--assets", assets_dir, "--outputs", "2d_sparse,ply", "--quiet")
@@ -468,19 +468,18 @@ def _wait_for_library(proc: subprocess.Popen, name: str, timeout: float = 120.0)
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to see the start-up's progress")
 def test_interrupt_during_start_up_is_one_line(tmp_path, assets_dir, photo_bytes):
     (tmp_path / "a.jpg").write_bytes(photo_bytes)
-    # Ctrl-C while torch is being imported, and while onnxruntime is (after the Python start-up of
-    # the interpreter itself, which is not ddfa's)
+    # Ctrl-C while torch is being imported (after the start-up of the Python interpreter itself,
+    # which is not ddfa's); twice, in case a library swallows the first
     interrupted = 0
-    for library in ("libtorch", "onnxruntime"):
+    for _attempt in range(2):
         proc = _ddfa("align", tmp_path / "a.jpg", "--output", tmp_path / "out", "--assets", assets_dir)
-        reached = _wait_for_library(proc, library)
+        reached = _wait_for_library(proc, "libtorch")
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
-        assert "Traceback" not in stderr + stdout, (library, stderr)
-        if not reached or proc.returncode == 0:  # done before the signal (or a library swallowed it)
-            continue
-        assert proc.returncode in INTERRUPTED and "interrupted" in (stderr + stdout), (library, proc.returncode,
-                                                                                        stderr)
-        interrupted += 1
+        assert "Traceback" not in stderr + stdout, stderr
+        if reached and proc.returncode != 0:  # (0: done before the signal, or a library swallowed it)
+            assert proc.returncode in INTERRUPTED and "interrupted" in stderr + stdout, (proc.returncode, stderr)
+            interrupted += 1
+            break
     assert interrupted >= 1  # at least one signal landed in the middle of start-up
 

@@ -139,11 +139,10 @@ def _convert(value: str, kind, key: str):
 
 def describe_os_error(exc: OSError) -> str:
     """One line for an operating-system error: the file (if known) and the cause."""
-    cause = exc.strerror or type(exc).__name__
+    cause = exc.strerror or str(exc) or type(exc).__name__
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
         cause += " (the disk is full)"
-    name = exc.filename if exc.filename is not None else None
-    return f"{name}: {cause}" if name is not None else f"{cause}: {exc}" if str(exc) != cause else cause
+    return f"{exc.filename}: {cause}" if exc.filename is not None else cause
 
 
 def main(argv: list[str] | None = None) -> int:
