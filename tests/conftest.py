@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DDFA_SHARED", REPO.parent / "shared")).resolve()
 # converted files (ONNX exports) of test runs stay inside the checkout, ignored by git
 os.environ.setdefault("DDFA_CACHE", str(REPO / ".cache" / "ddfa"))
+# ... and so does the key the cache's manifests are signed with (ddfa.nets.model_cache.cache_key)
+os.environ.setdefault("DDFA_CONFIG", str(REPO / ".cache" / "ddfa-config"))
 
 
 def _require(path: Path) -> Path:

@@ -40,7 +40,7 @@ def test_align_example_photos(tmp_path, assets_dir, aligner, capsys):
     assert "3 image(s) aligned, 6 face(s) found, 0 failure(s)" in capsys.readouterr().out
     expected = {"JianzhuGuo": 1, "emma": 3, "trump_hillary": 2}
     for stem, count in expected.items():
-        result = json.loads((tmp_path / f"{stem}.json").read_text())
+        result = json.loads((tmp_path / f"{stem}.jpg.json").read_text())
         assert len(result["faces"]) == count
         face = result["faces"][0]
         assert set(face) >= {"box", "score", "roi_box", "params", "landmarks_68", "pose"}
@@ -48,22 +48,23 @@ def test_align_example_photos(tmp_path, assets_dir, aligner, capsys):
         assert set(face["pose"]) == {"yaw", "pitch", "roll"}
         api = aligner(str(folder / f"{stem}.jpg"))
         np.testing.assert_allclose(face["landmarks_68"], api[0].landmarks, atol=1e-3)
-        overlay = cv2.imread(str(tmp_path / f"{stem}_2d_sparse.png"))
+        overlay = cv2.imread(str(tmp_path / f"{stem}.jpg_2d_sparse.png"))
         photo = cv2.imread(str(folder / f"{stem}.jpg"))
         assert overlay.shape == photo.shape
         # the landmark dots are drawn in green at the landmark positions
         for x, y, _ in np.round(face["landmarks_68"]).astype(int):
             b, g, r = overlay[y, x].astype(int)
             assert g > 150 and g > r + 50 and g > b + 50
-    assert not (tmp_path / "failures.json").exists()
+    runs = list((tmp_path / ".ddfa" / "runs").iterdir())
+    assert len(runs) == 1 and json.loads((runs[0] / "failures.json").read_text()) == []
 
 
 def test_two_step_and_face_limit_options(tmp_path, assets_dir, capsys):
     photo = assets_dir / "3DDFA_V2/examples/inputs/emma.jpg"
     assert main(["align", str(photo), "--output", str(tmp_path), "--assets", str(assets_dir), "--max-faces", "1",
                  "--crop-policy", "landmarks", "--outputs", "none"]) == 0
-    result = json.loads((tmp_path / "emma.json").read_text())
-    assert len(result["faces"]) == 1 and not (tmp_path / "emma_2d_sparse.png").exists()
+    result = json.loads((tmp_path / "emma.jpg.json").read_text())
+    assert len(result["faces"]) == 1 and not (tmp_path / "emma.jpg_2d_sparse.png").exists()
     assert main(["align", str(photo), "--output", str(tmp_path), "--assets", str(assets_dir),
                  "--outputs", "no-such-output"]) == 1
     assert "unknown output" in capsys.readouterr().err

@@ -193,4 +193,4 @@ print(sorted(m for m in ("torch", "onnx") if m in sys.modules))
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "converting" not in done.stderr
-    assert len(json.loads((tmp_path / "JianzhuGuo.json").read_text())["faces"]) == 1
+    assert len(json.loads((tmp_path / "JianzhuGuo.jpg.json").read_text())["faces"]) == 1

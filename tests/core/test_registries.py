@@ -97,7 +97,7 @@ def test_register_model_through_facade_and_cli(tmp_path, mb05_copy, assets_dir, 
         code = main(["align", str(image), "--model", "mb05-copy-test", "--assets", str(assets_dir),
                      "--output", str(out), "--outputs", "none", "--quiet", "--precision", "f32"])
         assert code == 0, capsys.readouterr()
-        result = json.loads((out / "emma.json").read_text())
+        result = json.loads((out / "emma.jpg.json").read_text())
         assert result["model"] == "mb05-copy-test" and result["schema_version"]
         got = np.array([f["landmarks_68"] for f in result["faces"]])
         np.testing.assert_allclose(got, _landmarks(aligner, image), atol=1e-3)
@@ -196,7 +196,7 @@ def test_register_detector_with_options_through_facade_and_cli(tmp_path, assets_
                      "--output", str(out), "--outputs", "none", "--quiet"])
         assert code == 0, capsys.readouterr()
         assert seen[-1][1] == _FixedOptions(score=0.6, shrink=0.05)
-        result = json.loads((out / "emma.json").read_text())
+        result = json.loads((out / "emma.jpg.json").read_text())
         assert [f["score"] for f in result["faces"]] == [pytest.approx(0.6)]
 
         code = main(["align", str(example_images["emma.jpg"]), "--detector", "fixed-test", "--assets",

@@ -78,5 +78,8 @@ def test_align_folder_in_either_mode(tmp_path, assets_dir, sequential_flag, caps
             "--outputs", "none", "--precision", "f32"] + (["--sequential"] if sequential_flag else [])
     assert main(argv) == 0
     assert "3 image(s) aligned, 6 face(s) found, 0 failure(s)" in capsys.readouterr().out
-    counts = {p.stem: len(json.loads(p.read_text())["faces"]) for p in tmp_path.glob("*.json")}
-    assert counts == {"JianzhuGuo": 1, "emma": 3, "trump_hillary": 2}
+    counts = {p.name: len(json.loads(p.read_text())["faces"]) for p in tmp_path.glob("*.json")}
+    assert counts == {"JianzhuGuo.jpg.json": 1, "emma.jpg.json": 3, "trump_hillary.jpg.json": 2}
+    manifest = [json.loads(line) for line in (tmp_path / ".ddfa" / "index.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in manifest if r["status"] == "done") == ["JianzhuGuo.jpg", "emma.jpg",
+                                                                          "trump_hillary.jpg"]

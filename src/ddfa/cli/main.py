@@ -1,19 +1,31 @@
 """The ``ddfa`` command: one sub-command per module of :mod:`ddfa.cli`.
 
 Each sub-command module defines ``register(subparsers) -> argparse.ArgumentParser`` (which sets
-``func`` via ``set_defaults``) and a ``run(args) -> int`` exit code. Errors that ddfa raises on
-purpose (:class:`ddfa.errors.DdfaError`) are printed as one line, never as a traceback.
+``func`` via ``set_defaults``) and a ``run(args) -> int`` exit code.
+
+Errors end as one line on stderr, never as a traceback (unless ``--debug``):
+
+* errors ddfa raises on purpose (:class:`ddfa.errors.DdfaError`): ``ddfa: error: <message>``,
+  exit status 1;
+* an operating-system error that escaped a command (disk full, permission denied, ...):
+  ``ddfa: error: <file>: <cause>``, exit status 1;
+* Ctrl-C, also during start-up: ``ddfa: interrupted``, exit status 130 (CPython itself ends the
+  process with SIGINT instead when the interrupt passed through some C-level library code);
+* anything else is a bug in ddfa: ``ddfa: internal error: ...``, exit status 70.
+
+Control characters in messages (e.g. a newline in a file name) are escaped, so that no input
+can forge or hide lines of the output.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import sys
 import typing
 
-from ..errors import DdfaError, InputError
-from ..runtime import BACKENDS, PRECISIONS
+from ..errors import DdfaError, InputError, one_line
 
 #: sub-command modules under ddfa.cli, in the order ``ddfa --help`` lists them
 SUBCOMMANDS = ("align", "assets", "export", "benchmark", "train", "synth", "video")
@@ -34,9 +46,13 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ddfa", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"ddfa {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also accepted after the command)")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(f"{__package__}.{name}").register(subparsers)
+        sub = importlib.import_module(f"{__package__}.{name}").register(subparsers)
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an error")
     return parser
 
 
@@ -45,6 +61,8 @@ def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool 
     """Options shared by the sub-commands that run a model: the model, the runtime context
     (:class:`~ddfa.BaseOptions`; ``precision`` is the default of ``--precision``) and, with
     ``detector``, the detector plug-in and its options."""
+    from ..runtime import BACKENDS, PRECISIONS  # here, not at import: `ddfa` starts without numpy
+
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="mb05",
                        help="regressor: mb05, mb1, 3ddfa-v1, a registered name, or a checkpoint file (default: mb05)")
@@ -126,20 +144,53 @@ def _convert(value: str, kind, key: str):
     return value
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error: the file (if known) and the cause."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause += " (the disk is full)"
+    return f"{exc.filename}: {cause}" if exc.filename is not None else cause
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "func"):
-        parser.print_help()
-        return 2
+    """Run ``ddfa`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not hasattr(args, "func"):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
-    except DdfaError as exc:
-        print(f"ddfa: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print("ddfa: interrupted", file=sys.stderr)
+        _report(debug, "ddfa: interrupted")
         return 130
+    except DdfaError as exc:
+        _report(debug, f"ddfa: error: {exc}")
+        return 1
+    except OSError as exc:  # not wrapped by the command: still one line naming the file
+        _report(debug, f"ddfa: error: {describe_os_error(exc)}")
+        return 1
+    except MemoryError:
+        _report(debug, "ddfa: error: out of memory")
+        return 1
+    except Exception as exc:
+        detail = str(exc).strip().splitlines()
+        _report(debug, f"ddfa: internal error: {type(exc).__name__}: {detail[0] if detail else ''} "
+                "(a bug in ddfa; run with --debug for the traceback)")
+        return 70
+
+
+def _report(debug: bool, message: str) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    try:
+        print(one_line(message), file=sys.stderr)
+    except (OSError, ValueError):  # stderr closed
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

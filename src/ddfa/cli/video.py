@@ -8,8 +8,12 @@ exits with status 1; Ctrl-C does the same with status 130.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
+from pathlib import Path
+
+from ..errors import one_line
 
 EPILOG = """\
 examples:
@@ -92,10 +96,14 @@ def run(args: argparse.Namespace) -> int:
     outputs = [] if args.outputs.strip() in ("", "none") else [s.strip() for s in args.outputs.split(",") if s.strip()]
     if args.output is None and (args.records is None or args.no_records):
         raise InputError("nothing to write: give --output OUT.mp4 and/or --records PATH")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.no_records:
         records = None
     else:
         records = args.records if args.records is not None else "auto"
+    _check_outputs(args.output, None if records is None else
+                   (Path(args.output).with_suffix(".jsonl") if records == "auto" and args.output else records))
     tracker = TrackerOptions(detect_every=args.detect_every, max_faces=args.max_faces)
     smoothing = SmoothingOptions(min_cutoff=args.min_cutoff, beta=args.beta, strength=args.smooth_strength,
                                  lookahead=args.lookahead)
@@ -107,16 +115,52 @@ def run(args: argparse.Namespace) -> int:
     aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
                           backend=args.backend)
     summary = process_video(source, args.output, records=records, aligner=aligner, options=options)
-    written = [str(p) for p in (summary.output, summary.records) if p is not None]
+    written = [str(p) for p in (summary.output, summary.records) if p is not None and Path(p).is_file()]
+    if summary.output is not None and summary.frames == 0 and str(summary.output) in written:
+        written.remove(str(summary.output))  # an empty container: no video
+        Path(summary.output).unlink(missing_ok=True)
     ids = [t["track_id"] for t in summary.tracks]
     print(f"ddfa video: {summary.frames} frame(s), {len(ids)} track(s)"
           + (f" (ids {ids[0]}-{ids[-1]})" if ids else "")
-          + f", detector on {summary.detector_runs} frame(s), {summary.fps:.1f} frames/s; wrote {', '.join(written)}")
+          + f", detector on {summary.detector_runs} frame(s), {summary.fps:.1f} frames/s; "
+          + (f"wrote {', '.join(written)}" if written else "wrote nothing"))
     if summary.interrupted:
         print(f"ddfa video: interrupted {summary.stopped_at()}; kept {summary.frames} frame(s)", file=sys.stderr)
         return 130
     if summary.problem:
-        print(f"ddfa video: {source.name}: stopped {summary.stopped_at()}: {summary.problem}; "
-              f"kept {summary.frames} frame(s)", file=sys.stderr)
+        print(one_line(f"ddfa video: {source.name}: stopped {summary.stopped_at()}: {summary.problem}; "
+                       f"kept {summary.frames} frame(s)"), file=sys.stderr)
+        return 1
+    if summary.frames == 0:
+        print(one_line(f"ddfa video: {source.name}: no frame was processed"), file=sys.stderr)
         return 1
     return 0
+
+
+#: containers the video writers can create (OpenCV's mp4v/MJPG, or libx264 through ffmpeg)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
+
+
+def _check_outputs(output: str | None, records: str | os.PathLike | None) -> None:
+    """Refuse, before anything is computed, outputs that cannot be written.
+
+    Raises:
+        InputError: an output video of an unknown container.
+        OutputError: a path that is a folder, under a file, or in a folder that cannot be
+            created or written.
+    """
+    from ..errors import InputError, OutputError
+    from ..io.atomic import ensure_folder
+
+    for path, what in ((output, "output video"), (records, "records file")):
+        if path is None:
+            continue
+        text = str(path)
+        path = Path(path)
+        if text.endswith(("/", os.sep)) or path.is_dir():
+            raise OutputError(f"{text}: the {what} is a folder; give a file name, e.g. {path / 'out.mp4'}"
+                              if what == "output video" else f"{text}: the {what} is a folder; give a file name")
+        if what == "output video" and path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputError(f"{text}: unknown video container {path.suffix or '(no suffix)'!r}; use one of "
+                             f"{', '.join(VIDEO_SUFFIXES)}")
+        ensure_folder(path.parent if str(path.parent) else Path("."), f"folder of the {what}")

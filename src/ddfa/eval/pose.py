@@ -33,7 +33,7 @@ import numpy as np
 from scipy.spatial.transform import Rotation
 
 from ..assets.store import AssetsLike, resolve_assets
-from ..errors import DdfaError, InputError
+from ..errors import ConventionError, InputError
 from ..morphable.pose import angles_to_rotation, decompose_pose, pose_angles
 from .aflw2000 import DATA_SUBFOLDER, load_aflw2000
 from .protocols import YAW_BIN_KEYS, FaceList, list_digest, model_info, predict_params, resolve_data_dir, yaw_bins
@@ -46,10 +46,6 @@ ANNOTATION_FILE = "aflw2000_3d_annotations.npz"
 ANGLE_LIMIT_DEG = 99.0
 #: name of ddfa's own convention in the check (:func:`ddfa.morphable.pose.angles_to_rotation`)
 DDFA = "ddfa (ddfa.morphable.pose.angles_to_rotation)"
-
-
-class ConventionError(DdfaError):
-    """The documented angle convention does not fit the ground truth best."""
 
 
 #: a rotation convention: (K, 3) ``(yaw, pitch, roll)`` degrees -> (K, 3, 3) model-frame rotations

@@ -8,18 +8,23 @@ Schema (``ddfa align``)::
      "faces": [{"box": [x1, y1, x2, y2], "score": s, "roi_box": [sx, sy, ex, ey],
                 "params": [62 floats], "landmarks_68": [[x, y, z] x 68],
                 "pose": {"yaw": .., "pitch": .., "roll": ..}}, ...]}
+
+JSON has no NaN: a number that is not finite is written as ``null`` (:func:`write_json`).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from ..errors import InputError
+from .atomic import atomic_open, output_error
 
 FRAME_NOTE = "image pixels, 0-based, origin at the top-left pixel centre, x right, y down, z towards the camera"
 POSE_NOTE = ("AFLW2000-3D convention, degrees: yaw>0 face turned to the image left, pitch>0 chin up, "
@@ -73,19 +78,49 @@ def read_mapping(path: str | os.PathLike, parse: Callable[[str], Any],
 SCHEMA_VERSION = "1.0"
 
 
+def json_ready(data: Any) -> Any:
+    """``data`` with numpy scalars and arrays as plain Python values and every non-finite float
+    (NaN, +-inf) as None, so that it serialises as valid JSON (which has no NaN)."""
+    if isinstance(data, dict):
+        return {str(k): json_ready(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [json_ready(v) for v in data]
+    if isinstance(data, np.ndarray):
+        return json_ready(data.tolist())
+    if isinstance(data, np.generic):
+        data = data.item()
+    if isinstance(data, float) and not math.isfinite(data):
+        return None
+    if isinstance(data, os.PathLike):
+        return os.fspath(data)
+    return data
+
+
+def dumps(data: Any, **kwargs: Any) -> str:
+    """Serialise ``data`` as strict JSON: non-finite numbers become ``null`` (see :func:`json_ready`)."""
+    return json.dumps(json_ready(data), allow_nan=False, **kwargs)
+
+
 def write_json(path: str | os.PathLike, data: Any) -> Path:
-    """Write JSON atomically (temporary file, then rename); creates the folder.
+    """Write JSON atomically (temporary file in the same folder, then rename); creates the folder.
 
     A dict gets ``"schema_version": SCHEMA_VERSION`` as its first key (every JSON document
-    ddfa writes goes through here).
+    ddfa writes goes through here). Numbers that are not finite (NaN, infinity, e.g. from a
+    broken model) are written as ``null``: the file is always valid JSON. The file gets the
+    umask's permissions (0644 under the usual umask), like every other output.
+
+    Raises:
+        OutputError: the file cannot be written (folder not writable, disk full, ...); no
+            partial file is left behind.
     """
     if isinstance(data, dict):
         data = {"schema_version": SCHEMA_VERSION, **{k: v for k, v in data.items() if k != "schema_version"}}
+    text = dumps(data, indent=1) + "\n"
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=1)
-        handle.write("\n")
-    os.replace(tmp, path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise output_error(exc, path.parent, "cannot create the folder") from None
+    with atomic_open(path, "w", encoding="utf-8") as handle:
+        handle.write(text)
     return path

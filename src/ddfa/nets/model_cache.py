@@ -10,21 +10,26 @@ would). It lives in its own folder, keyed on both::
                            "files": {"model.onnx": <its sha256>}, "meta": {...}}
         openvino/         OpenVINO's compiled blobs of it (see :class:`BlobDir`)
 
-Before use the manifest must name the same source digest and recipe as the key, and every file
-it lists must hash to the recorded digest; otherwise the folder is deleted and the model
-converted again (with a message): a truncated, stale or tampered file is never loaded. Loading
-a verified model needs neither torch nor onnx: ``meta`` carries what the source checkpoint
-would have told (architecture, whitening, ...), so the inference path starts without them.
+Before use the manifest must name the same source digest and recipe as the key, every file it
+lists must hash to the recorded digest, and the manifest must carry a valid keyed checksum
+(HMAC-SHA256 under a random per-user key kept outside the cache, :func:`cache_key`), so that a
+replaced graph with a manifest rewritten to match is caught too; otherwise the folder is deleted
+and the model converted again (with a message): a truncated, stale or tampered file is never
+loaded. Loading a verified model needs neither torch nor onnx: ``meta`` carries what the source
+checkpoint would have told (architecture, whitening, ...), so the inference path starts without
+them.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import hmac
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +39,49 @@ from typing import Any
 SCHEMA = 1
 MANIFEST = "manifest.json"
 _LOCK = threading.Lock()
+
+
+ENV_CONFIG = "DDFA_CONFIG"
+KEY_FILE = "cache.key"
+
+
+def config_dir() -> Path:
+    """``$DDFA_CONFIG``, or ``$XDG_CONFIG_HOME/ddfa``, or ``~/.config/ddfa``."""
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".config") / "ddfa"
+
+
+@functools.cache
+def _key_for(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+        if len(data) >= 32:
+            return data
+    except OSError:
+        pass
+    key = secrets.token_bytes(32)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(key)
+    except FileExistsError:  # another process made it first
+        return path.read_bytes()
+    except OSError:
+        pass  # not writable: a key for this process only (cached models then verify in it alone)
+    return key
+
+
+def cache_key() -> bytes:
+    """The per-user secret the manifests are signed with (made on first use, mode 0600)."""
+    return _key_for(config_dir() / KEY_FILE)
+
+
+def _mac(record: dict[str, Any]) -> str:
+    return hmac.new(cache_key(), json.dumps(record, sort_keys=True).encode(), hashlib.sha256).hexdigest()
 
 
 def sha256_bytes(data: bytes) -> str:
@@ -49,15 +97,10 @@ def _sha256_file(path: Path) -> str:
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
+    from ..io.atomic import atomic_write_bytes
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write_bytes(path, data)
 
 
 @dataclass(frozen=True)
@@ -99,6 +142,9 @@ def verified(directory: Path, name: str, source_sha256: str, recipe: int,
             return None
         files = manifest["files"]
         if filename not in files:
+            return None
+        signed = {k: v for k, v in manifest.items() if k != "mac"}
+        if not hmac.compare_digest(str(manifest.get("mac", "")), _mac(signed)):
             return None
         for fname, digest in files.items():
             if _sha256_file(directory / fname) != digest:
@@ -149,8 +195,9 @@ def converted_model(
             if stale:
                 shutil.rmtree(directory, ignore_errors=True)
             _write_atomic(directory / filename, data)
-            manifest = {"schema": SCHEMA, "name": name, "source_sha256": source_sha256, "recipe": recipe,
-                        "files": {filename: digest}, "meta": meta}
+            manifest: dict[str, Any] = {"schema": SCHEMA, "name": name, "source_sha256": source_sha256,
+                                        "recipe": recipe, "files": {filename: digest}, "meta": meta}
+            manifest["mac"] = _mac(manifest)
             _write_atomic(directory / MANIFEST, json.dumps(manifest, indent=1).encode())
         except OSError:  # a read-only cache: keep the conversion in memory
             return ConvertedModel(name, None, data, meta, None, digest)
@@ -172,7 +219,8 @@ class BlobDir:
 
     OpenVINO caches compiled networks in a folder (its ``CACHE_DIR``) and loads them without
     compiling again. :meth:`verify` deletes every file there that is not listed, with the same
-    sha256, in ``blobs.json``; :meth:`record` lists what the engine has written. So a blob that
+    sha256, in ``blobs.json`` (itself signed like the manifests); :meth:`record` lists what the
+    engine has written. So a blob that
     was changed after the engine wrote it is compiled again rather than loaded.
     """
 
@@ -184,8 +232,11 @@ class BlobDir:
     def _listed(self) -> dict[str, str]:
         try:
             data = json.loads((self.directory / self.LIST).read_text())
-            return {str(k): str(v) for k, v in data.items()}
-        except (OSError, ValueError, AttributeError):
+            files = {str(k): str(v) for k, v in data["files"].items()}
+            if not hmac.compare_digest(str(data.get("mac", "")), _mac({"files": files})):
+                return {}
+            return files
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
             return {}
 
     def verify(self) -> None:
@@ -207,9 +258,11 @@ class BlobDir:
             current = {p.name: listed.get(p.name) or _sha256_file(p) for p in self.directory.iterdir()
                        if p.is_file() and p.name != self.LIST and not p.name.endswith(".part")}
             if current != listed:
-                _write_atomic(self.directory / self.LIST, json.dumps(current, indent=1).encode())
+                record = {"files": current, "mac": _mac({"files": current})}
+                _write_atomic(self.directory / self.LIST, json.dumps(record, indent=1).encode())
         except OSError:
             pass
 
 
-__all__ = ["BlobDir", "ConvertedModel", "asset_model", "converted_model", "entry_dir", "verified"]
+__all__ = ["BlobDir", "ConvertedModel", "asset_model", "cache_key", "config_dir", "converted_model", "entry_dir",
+           "verified"]

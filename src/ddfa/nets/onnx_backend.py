@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -72,12 +71,11 @@ def export_onnx(
         )
     data = buffer.getvalue()
     if path is not None:
+        from ..io.atomic import atomic_write_bytes, ensure_folder
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        ensure_folder(path.parent, "folder of the ONNX file")
+        atomic_write_bytes(path, data)  # temporary file beside it, then rename; umask permissions
     return data
 
 

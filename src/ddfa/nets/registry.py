@@ -139,13 +139,42 @@ def build_network(arch: str, config: Mapping[str, Any], *, num_outputs: int = NU
         raise AssetError(f"{source}: architecture {arch!r} cannot be built with config {dict(config)}: {exc}") \
             from None
     if state_dict is not None:
+        problems = state_dict_mismatch(net.state_dict(), state_dict)
+        if problems:
+            raise AssetError(f"{source}: weights do not fit {arch} {dict(config)} with {num_outputs} outputs: "
+                             f"{problems}")
         try:
             net.load_state_dict(state_dict, strict=True)
         except RuntimeError as exc:
             detail = " ".join(str(exc).split())
             raise AssetError(f"{source}: weights do not fit {arch} {dict(config)} with {num_outputs} outputs: "
-                             f"{detail[:400]}") from None
+                             f"{detail}") from None
     return net.eval()
+
+
+def state_dict_mismatch(expected: Mapping[str, torch.Tensor], given: Mapping[str, Any], *, show: int = 3) -> str:
+    """A complete one-line summary of how ``given`` differs from ``expected`` ('' if it fits):
+    tensors of the wrong shape, missing and unexpected names (the first ``show`` of each, and
+    how many more)."""
+
+    def listing(items: list[str], what: str) -> str:
+        more = f" and {len(items) - show} more" if len(items) > show else ""
+        return f"{what} {', '.join(items[:show])}{more}"
+
+    import torch
+
+    shapes = [f"{k} is {tuple(given[k].shape)} instead of {tuple(v.shape)}" for k, v in expected.items()
+              if k in given and isinstance(given[k], torch.Tensor) and tuple(given[k].shape) != tuple(v.shape)]
+    missing = [k for k in expected if k not in given]
+    unexpected = [k for k in given if k not in expected]
+    parts = []
+    if shapes:
+        parts.append(listing(shapes, "wrong shape:"))
+    if missing:
+        parts.append(listing(missing, "missing:"))
+    if unexpected:
+        parts.append(listing(unexpected, "unexpected:"))
+    return "; ".join(parts)
 
 
 # ---------------------------------------------------------------------- named models
@@ -268,7 +297,7 @@ def load_checkpoint(model: str | os.PathLike, assets: AssetsLike = None, *,
         InputError: neither a registered name nor an existing file.
         AssetError: missing, corrupt or unreadable weights, or weights that do not fit.
     """
-    from .checkpoint import whitening_from_meta
+    from .checkpoint import check_whitening, whitening_from_meta
 
     store = resolve_assets(assets)
     name, spec, path = _weights_file(model, store)
@@ -278,16 +307,19 @@ def load_checkpoint(model: str | os.PathLike, assets: AssetsLike = None, *,
         (digest, arch_hint), lambda: _read_checkpoint(path, arch_hint, spec.config if spec else None))
     if isinstance(whitening, Whitening):
         white = whitening
+        check_whitening(white.mean, white.std, "whitening")
     elif whitening is not None:
         white = load_whitening(store, whitening)
     else:
         default = spec.whitening if spec is not None else ("v1" if ckpt.layout == "v1" else "v2")
-        white = whitening_from_meta(ckpt.meta) or load_whitening(store, default)
+        white = whitening_from_meta(ckpt.meta, str(path)) or load_whitening(store, default)
     return LoadedCheckpoint(name=name, path=path, sha256=digest, arch=arch, config=config,
                             state_dict=ckpt.state_dict, whitening=white, layout=ckpt.layout, meta=ckpt.meta)
 
 
 def _read_checkpoint(path: Path, arch: str | None, config: Mapping[str, Any] | None):
+    import torch
+
     obj = load_torch_checkpoint(path)
     if not isinstance(obj, dict):
         raise AssetError(f"{path}: not a checkpoint (a {type(obj).__name__}, expected a dict)")
@@ -301,6 +333,10 @@ def _read_checkpoint(path: Path, arch: str | None, config: Mapping[str, Any] | N
         if "width" in ckpt.meta and "width" not in config:
             config = {**config, "width": ckpt.meta["width"]}
     config = dict(config)
+    for key, tensor in ckpt.state_dict.items():
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            raise AssetError(f"{path}: the weights hold NaN or infinite values (tensor {key}); the checkpoint is "
+                             "broken (e.g. saved after training diverged)")
     # build once now, so that weights that do not fit fail here, with the file named
     build_network(arch, config, state_dict=ckpt.state_dict, source=str(path))
     return arch, config, ckpt

@@ -16,9 +16,9 @@ import numpy as np
 from ..assets.store import AssetsLike, AssetStore
 from ..boxes import landmark_boxes
 from ..detect.base import Detections, create_detector
-from ..errors import InputError
+from ..errors import InputError, LimitError
 from ..face import Face, Pose
-from ..io.image import read_image, to_bgr_uint8
+from ..io.image import DEFAULT_LIMITS, InputLimits, read_image, to_bgr_uint8
 from ..morphable.frames import model_to_image
 from ..morphable.model import load_morphable_model
 from ..morphable.pose import pose_angles
@@ -31,6 +31,7 @@ Channels = Literal["bgr", "rgb"]
 CROP_POLICIES: tuple[str, ...] = get_args(CropPolicy)
 CHANNELS: tuple[str, ...] = get_args(Channels)
 MeshVariant = Literal["noneck", "full"]
+MESH_VARIANTS: tuple[str, ...] = get_args(MeshVariant)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,12 +48,16 @@ class AlignOptions:
         channels: channel order of image *arrays* passed in: ``"bgr"`` (OpenCV's, the default)
             or ``"rgb"`` (PIL, imageio, matplotlib). Files are always decoded correctly. The
             network was trained on BGR: RGB passed as BGR gives wrong landmarks, silently.
+        limits: bounds on inputs (:class:`~ddfa.io.image.InputLimits`): pixels and bytes of
+            image files (checked before decoding), and the size and position of given boxes
+            relative to the image.
     """
 
     crop_policy: CropPolicy = "box"
     max_faces: int | None = None
     dense: bool = False
     channels: Channels = "bgr"
+    limits: InputLimits = DEFAULT_LIMITS
 
     def __post_init__(self):
         if self.crop_policy not in CROP_POLICIES:
@@ -64,6 +69,8 @@ class AlignOptions:
             raise InputError(f"dense must be True or False, got {self.dense!r}")
         if self.channels not in CHANNELS:
             raise InputError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
+        if not isinstance(self.limits, InputLimits):
+            raise InputError(f"limits must be a ddfa.io.image.InputLimits, got {type(self.limits).__name__}")
 
     def replace(self, **overrides: Any) -> AlignOptions:
         """A copy with the given fields changed (unknown names raise :class:`InputError`)."""
@@ -117,6 +124,8 @@ class FaceAligner:
         detector_options: Any = None,
         **option_overrides: Any,
     ):
+        if mesh not in MESH_VARIANTS:  # before anything is loaded
+            raise InputError(f"unknown mesh {mesh!r}; expected one of {', '.join(MESH_VARIANTS)}")
         self.base_options = resolve_base_options(base_options, assets=assets, device=device, backend=backend,
                                                  threads=threads, precision=precision)
         self.options = (options or AlignOptions()).replace(**option_overrides)
@@ -167,8 +176,9 @@ class FaceAligner:
         opts = self.options.replace(**options)
         if boxes is not None and len(boxes) != len(images):
             raise InputError(f"got {len(boxes)} box lists for {len(images)} images")
-        arrays = [self._load(image, opts.channels, f"images[{i}]") for i, image in enumerate(images)]
-        detections = [self.detect(arr) if boxes is None else Detections.from_array(boxes[i], f"boxes[{i}]")
+        arrays = [self._load(image, opts.channels, f"images[{i}]", opts.limits) for i, image in enumerate(images)]
+        detections = [self.detect(arr) if boxes is None
+                      else check_boxes(boxes[i], arr.shape, opts.limits, f"boxes[{i}]")
                       for i, arr in enumerate(arrays)]
         detections = [d.top(opts.max_faces) for d in detections]
         counts = [len(d) for d in detections]
@@ -203,8 +213,8 @@ class FaceAligner:
             boxes, scores: optional (K, 4) boxes and (K,) scores to store on the faces (default:
                 the landmarks' bounding boxes and 1.0).
         """
-        arr = self._load(image, self.options.channels)
-        rois = np.asarray(roi_boxes, dtype=np.float32).reshape(-1, 4)
+        arr = self._load(image, self.options.channels, "image", self.options.limits)
+        rois = check_boxes(roi_boxes, arr.shape, self.options.limits, "roi_boxes", kind="roi").boxes
         if not len(rois):
             return []
         index = np.zeros(len(rois), dtype=np.int64)
@@ -218,9 +228,9 @@ class FaceAligner:
 
     # ------------------------------------------------------------------ internals
     @staticmethod
-    def _load(image, channels: str, source: str = "image") -> np.ndarray:
+    def _load(image, channels: str, source: str = "image", limits: InputLimits | None = None) -> np.ndarray:
         if isinstance(image, (str, os.PathLike)):
-            return read_image(image)
+            return read_image(image, limits=limits)
         return to_bgr_uint8(image, source, rgb=channels == "rgb")
 
     def _regress(self, arrays, image_index, rois):
@@ -252,3 +262,49 @@ class FaceAligner:
                 face.__dict__["vertices"] = vertices[k]
             faces.append(face)
         return faces
+
+
+def check_boxes(boxes, shape: tuple[int, ...], limits: InputLimits = DEFAULT_LIMITS, source: str = "boxes", *,
+                kind: Literal["box", "roi"] = "box") -> Detections:
+    """Validate boxes given for an image of ``shape``: numbers, (K, 4) or (K, 5), finite,
+    ``x2 > x1`` and ``y2 > y1``, and within ``limits.max_box_scale``: no side longer than that
+    many times the image's longer side, and no corner further outside the image than that.
+
+    ``kind="roi"`` checks roi boxes ``(sx, sy, ex, ey)`` (no scores, kept in the given order).
+
+    Raises:
+        InputError: not numbers, a wrong shape, NaN or infinite values, or an empty box.
+        LimitError: a box too large or too far outside the image (it would need a crop of
+            unbounded size).
+    """
+    try:
+        raw = np.asarray(boxes)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{source}: expected numbers of shape (K, 4) or (K, 5) ({exc})") from None
+    if raw.size and raw.dtype.kind not in "iuf":
+        kind_name = "text" if raw.dtype.kind in "US" else raw.dtype.name
+        raise InputError(f"{source}: expected numbers of shape (K, 4) or (K, 5), got {kind_name} values")
+    if kind == "roi":
+        arr = raw.astype(np.float64).reshape(-1, raw.shape[-1] if raw.ndim else 1) if raw.size else np.zeros((0, 4))
+        if arr.shape[1] != 4:
+            raise InputError(f"{source}: expected roi boxes of shape (K, 4), got {raw.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{source}: roi boxes contain NaN or infinite values")
+        detections = Detections(arr.astype(np.float32), np.ones(len(arr), np.float32))
+        coords = arr
+    else:
+        coords = raw.astype(np.float64).reshape(-1, raw.shape[-1])[:, :4] if raw.size and raw.ndim else raw
+        detections = Detections.from_array(raw, source)
+    if len(detections):
+        height, width = int(shape[0]), int(shape[1])
+        reach = limits.max_box_scale * max(height, width)
+        x1, y1, x2, y2 = (np.asarray(coords, np.float64)[:, k] for k in range(4))
+        too_big = np.maximum(x2 - x1, y2 - y1) > reach
+        too_far = (x1 < -reach) | (y1 < -reach) | (x2 > width + reach) | (y2 > height + reach)
+        bad = np.flatnonzero(too_big | too_far)
+        if bad.size:
+            k = int(bad[0])
+            box = np.round(np.asarray(coords)[k, :4], 1).tolist()
+            raise LimitError(f"{source}: box {k} {box} is too large or too far outside the {width} x {height} image "
+                             f"(at most {limits.max_box_scale:g} x its longer side, max_box_scale)")
+    return detections

@@ -17,7 +17,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -59,7 +59,7 @@ def _timed(outcome: Outcome, stage: str, fn: Callable, *args) -> Any:
 
 
 def sequential(items: Iterable[T], decode: Callable[[T], Any], process: Callable[[T, Any], Any],
-               write: Callable[[T, Any, Any], None]) -> Iterator[Outcome[T]]:
+               write: Callable[[T, Any, Any], None]) -> Generator[Outcome[T], None, None]:
     """The same contract as :func:`pipelined`, one stage after the other (the baseline)."""
     for index, item in enumerate(items):
         out: Outcome[T] = Outcome(index, item)
@@ -72,7 +72,7 @@ def sequential(items: Iterable[T], decode: Callable[[T], Any], process: Callable
 
 
 def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[[T, Any], Any],
-              write: Callable[[T, Any, Any], None], *, depth: int = 3) -> Iterator[Outcome[T]]:
+              write: Callable[[T, Any, Any], None], *, depth: int = 3) -> Generator[Outcome[T], None, None]:
     """Run ``decode(item)``, ``process(item, data)`` and ``write(item, data, result)`` for every
     item, the three stages in their own threads; yield the outcomes in input order.
 
@@ -130,7 +130,6 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
         while (out := get(processed)) is not _DONE:
             if out.error is None:
                 _timed(out, "write", write, out.item, out.data, out.result)
-            out.data = None  # the decoded image is no longer needed
             finished.put(out)
         finished.put(_DONE)
 

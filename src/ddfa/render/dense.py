@@ -420,6 +420,8 @@ def sample_image(image: np.ndarray, points: Any) -> np.ndarray:
     image = np.asarray(image)
     if image.shape[0] >= 32767 or image.shape[1] >= 32767:
         raise InputError(f"cannot sample an image of {image.shape[1]}x{image.shape[0]} pixels (32767 at most)")
+    if not len(flat):  # nothing to sample (e.g. a face entirely outside the photo)
+        return np.zeros(pts.shape[:-1] + image.shape[2:], np.float32)
     # cv2.remap maps must be under 32767 wide and high: lay the points out in rows of 1024
     cols = 1024
     padded = np.zeros((-(-len(flat) // cols) * cols, 2), np.float32)

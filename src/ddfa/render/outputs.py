@@ -106,20 +106,40 @@ def render_output(name: str, image: np.ndarray, faces: Sequence[Any]) -> np.ndar
     return spec.function(image, faces)
 
 
-def write_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any], out_dir: str | Path,
-                  stem: str) -> list[Path]:
-    """Write every requested output of one photo into ``out_dir``; returns the files written."""
-    out_dir = Path(out_dir)
-    written: list[Path] = []
+def stage_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any], folder: str | Path,
+                  stem: str) -> list[str]:
+    """Write every requested output of one photo into ``folder`` (a staging folder, see
+    :class:`ddfa.io.atomic.Staging`); returns the names of the files written, relative to it."""
+    folder = Path(folder)
+    written: list[str] = []
     for name in check_output_names(names):
         spec = OUTPUTS[name]
         if spec.kind == "image":
-            path = out_dir / f"{stem}_{name}.png"
+            path = folder / f"{stem}_{name}.png"
             write_image(path, spec.function(image, faces))
-            written.append(path)
+            written.append(path.name)
         else:
-            written.extend(spec.function(image, faces, out_dir, stem))
+            written.extend(str(Path(p).resolve().relative_to(folder.resolve()))
+                           for p in spec.function(image, faces, folder, stem))
     return written
+
+
+def write_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any], out_dir: str | Path,
+                  stem: str) -> list[Path]:
+    """Write every requested output of one photo into ``out_dir``; returns the files written.
+
+    All or nothing: the files are written into a hidden staging folder in ``out_dir`` and
+    moved into place only when every one of them is complete (an interruption or a full disk
+    leaves no partial file).
+
+    Raises:
+        OutputError: ``out_dir`` cannot be created or written.
+    """
+    from ..io.atomic import Staging, ensure_folder
+
+    out_dir = ensure_folder(out_dir)
+    with Staging(out_dir) as stage:
+        return stage.commit(stage_outputs(names, image, faces, stage.dir, stem))
 
 
 @register_image_output("2d_sparse", "68 landmarks and boxes drawn on the photo")

@@ -37,7 +37,7 @@ from torch import nn
 
 from ..assets.safe_pickle import load_torch_checkpoint
 from ..assets.store import AssetStore, resolve_assets
-from ..errors import DdfaError, InputError
+from ..errors import InputError, TrainingError
 from ..morphable.model import load_morphable_model
 from ..morphable.params import NUM_PARAMS, Whitening, load_whitening
 from ..nets.checkpoint import make_ddfa_checkpoint, to_v2_state_dict
@@ -55,11 +55,6 @@ from .distributed import (
 )
 from .losses import build_loss
 from .metrics import landmark_nme
-
-
-class TrainingError(DdfaError):
-    """Training cannot go on (e.g. the loss became NaN or infinite)."""
-
 
 LOG_COLUMNS = ("time", "kind", "stage", "epoch", "step", "lr", "loss", "val_nme")
 #: what a resumable checkpoint's ``train_state`` must hold

@@ -29,7 +29,7 @@ from typing import Any, Literal, get_args
 import cv2
 import numpy as np
 
-from ..errors import DdfaError, InputError
+from ..errors import InputError, VideoReadError, VideoWriteError
 from ..io.image import to_bgr_uint8
 
 #: frames per second assumed for arrays without timing and for cameras that do not report one
@@ -38,14 +38,6 @@ DEFAULT_FPS = 30.0
 #: what a video source argument may be: a file, a webcam index (or a string of digits), or an
 #: iterable of (H, W, 3) frames
 SourceLike = str | os.PathLike | int | np.integer | Iterable[Any]
-
-
-class VideoReadError(DdfaError):
-    """A video file or camera cannot be opened or decoded at all."""
-
-
-class VideoWriteError(DdfaError):
-    """An output video cannot be created or written."""
 
 
 @dataclass

@@ -35,7 +35,7 @@ import cv2
 import numpy as np
 
 from ..errors import DdfaError, InputError
-from ..io.results import FRAME_NOTE, POSE_NOTE, SCHEMA_VERSION
+from ..io.results import FRAME_NOTE, POSE_NOTE, SCHEMA_VERSION, dumps
 from .io import SourceLike, VideoSource, VideoWriter
 from .options import VideoOptions, video_output_names
 from .tracker import FrameResult, VideoTracker
@@ -142,7 +142,7 @@ class RecordsWriter:
 
     def _write(self, kind: Literal["header", "frame", "summary"], record: dict[str, Any]) -> None:
         record = {"schema_version": SCHEMA_VERSION, "type": kind, **record}
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+        self._file.write(dumps(record, separators=(",", ":")) + "\n")  # strict JSON: NaN as null
 
     def frame(self, result: FrameResult) -> None:
         """Write one frame's record (after the header, on the first call); flushed."""

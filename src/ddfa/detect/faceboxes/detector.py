@@ -152,7 +152,8 @@ class FaceBoxesDetector:
         height, width = image.shape[:2]
         scale = detector_input_scale(height, width, self.options.max_height, self.options.max_width)
         if scale != 1.0:
-            image = cv2.resize(image, (int(scale * width), int(scale * height)))
+            # at least one pixel: a 2 x 3000 strip would otherwise scale to 0 rows (an OpenCV assertion)
+            image = cv2.resize(image, (max(1, int(scale * width)), max(1, int(scale * height))))
         shape = (1, 3) + image.shape[:2]
         buffer = getattr(self._local, "buffer", None)
         if buffer is None or buffer.shape != shape:
@@ -218,7 +219,7 @@ class FaceBoxesDetector:
         height, width = shape[:2]
         if scale == 1.0:
             return height, width
-        return int(scale * height), int(scale * width)
+        return max(1, int(scale * height)), max(1, int(scale * width))
 
 
 _STATES: ContentCache[dict] = ContentCache("faceboxes weights")
