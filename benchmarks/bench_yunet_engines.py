@@ -26,7 +26,6 @@ import statistics
 import time
 
 import cv2
-import numpy as np
 
 import ddfa
 from ddfa.detect.yunet import YuNetDetector, YuNetOptions
@@ -66,7 +65,6 @@ def main() -> None:
         count = f"{0 if faces_cv is None else len(faces_cv)}/{len(ours.detect(frame))}"
         print(f"{f'{width} x {height}':<16}{med['cv2']:>20.2f}{med['ort']:>14.2f}{med['cv2'] / med['ort']:>10.2f}x"
               f"{count:>8}")
-    np.set_printoptions()
 
 
 if __name__ == "__main__":

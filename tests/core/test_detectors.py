@@ -124,7 +124,7 @@ def test_64px_faces_in_a_720p_frame(yunet, dev_photos):
     canvas = paste_faces((720, 1280), dev_photos, [(c * 128, 40 + r * 128, 128, 64.0) for r in range(5)
                                                    for c in range(10)])
     found = faces_found(canvas, yunet.detect(canvas.image).boxes)
-    assert found.mean() >= 0.95, found.mean()  # measured 0.98 (FaceBoxes' 720x1080 rule: 0.74 in the issue)
+    assert found.mean() >= 0.95, found.mean()  # measured 1.00 (FaceBoxes on the same frame: 0.88)
 
 
 def test_small_and_huge_faces_in_a_6000px_photo(yunet, dev_photos):
@@ -137,7 +137,7 @@ def test_small_and_huge_faces_in_a_6000px_photo(yunet, dev_photos):
     found = faces_found(canvas, detections.boxes)
     assert found[:30].sum() >= 28, found[:30].sum()  # measured 30 (FaceBoxes: 0)
     assert found[30]  # the 1500 px face
-    assert found[31:].mean() >= 0.8, found[31:].mean()  # measured 0.88
+    assert found[31:].mean() >= 0.8, found[31:].mean()  # measured 0.93
     assert len(detections) <= len(cells) + 5  # tiles add no duplicates or cut faces
 
 

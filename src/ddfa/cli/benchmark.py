@@ -226,7 +226,8 @@ def run_detection(args) -> int:
                                 detector_options=options[k] or None, subset=args.subset, progress=progress)
         bar.close()
         size = (result.model.get("detector_options") or {}).get("det_size")
-        stem = f"detection_{_tag(item)}" + (f"_{size}" if size else "") + (f"_subset{args.subset}" if args.subset else "")
+        stem = f"detection_{_tag(item)}" + (f"_{size}" if size else "")
+        stem += f"_subset{args.subset}" if args.subset else ""
         print(f"wrote {write_json(result, output / f'{stem}.json')}")
         runs.append(result)
     print()

@@ -101,8 +101,10 @@ def run(args) -> int:
     mode = args.smooth or ("causal" if source.kind == "camera" else "offline")
     smoothing = SmoothingOptions(mode=mode, min_cutoff=args.min_cutoff, beta=args.beta,
                                  strength=args.smooth_strength, lookahead=args.lookahead)
+    from .main import detector_options_from_args
+
     aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
-                          backend=args.backend)
+                          backend=args.backend, detector_options=detector_options_from_args(args))
     summary = process_video(source, args.output, records=records, aligner=aligner, outputs=outputs,
                             smoothing=smoothing, draw_ids=not args.no_ids, codec=args.codec,
                             progress=not args.quiet, detect_every=args.detect_every, max_faces=args.max_faces)

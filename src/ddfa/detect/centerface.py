@@ -23,7 +23,7 @@ CenterFace is the most accurate of ddfa's detectors on strong profiles and by fa
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -103,10 +103,7 @@ class CenterFaceDetector(SingleShotDetector):
     def __init__(self, assets: AssetsLike = None, *, base_options: BaseOptions | None = None,
                  options: CenterFaceOptions | None = None, threads: int | None = None, **overrides):
         base = resolve_base_options(base_options, assets=assets, threads=threads)
-        options = options or CenterFaceOptions()
-        if overrides:
-            options = replace(options, **overrides)
-        super().__init__(options)
+        super().__init__(self.merge_options(CenterFaceOptions, options, overrides))
         self.runner = OnnxRunner(dynamic_model(base.assets), base.threads)
 
     def _network_input(self, batch: np.ndarray) -> np.ndarray:

@@ -4,7 +4,7 @@ searched at, and how the passes are merged.
 A face detector finds faces within a band of sizes at its input (YuNet: about 10 to 300 px).
 Shrinking every photo to one fixed size (FaceBoxes' "fit 720 x 1080") loses the small faces of
 large photos; running at full resolution loses the large ones and costs too much. ddfa plans
-the passes from the photo size and two options (:class:`ScaleOptions`):
+the passes from the photo size and its options (:class:`ScaleOptions`):
 
 1. **Whole-photo pass** at the *working resolution*: the photo scaled by
    ``s0 = min(1, det_size / max(H, W))`` (never enlarged), padded to the network's stride.
@@ -26,14 +26,15 @@ With the defaults (``det_size`` 640, ``min_face`` 40, ``level_ratio`` 5, ``tile_
 at 16 px):
 
 * a photo up to 640 px is searched once at full size: faces from about 14-16 px up;
-* a 720p frame once at 640 x 360: faces from 40 px (64 px faces: 98% found);
+* a 720p frame once at 640 x 360: faces from about 32 px (64 px faces: 96-100% found);
 * a 1080p frame at 640 x 360 plus 2 tiles of 960 x 540: faces from 40 px;
-* a 6000 x 6000 photo at 640 x 640 plus 36 tiles of 3000 x 3000: faces from 40 px (about 90%
+* a 6000 x 6000 photo at 640 x 640 plus 36 tiles of 3000 x 3000: faces from 40 px (93-99%
   found at 40 px) up to the whole photo.
 
-So the smallest face found at the defaults is about 16 px in photos up to 640 px and 40 px
-(``min_face``) in larger ones; ``min_face=20`` halves it at four times the tiles. Measured by
-``benchmarks/bench_scale_policy.py`` and checked in ``tests/core/test_detectors.py``.
+So the smallest face found (95%) at the defaults is about 14 px in photos up to 640 px, 32 px in a
+720p frame and 40 px (``min_face``) in larger photos; ``min_face=20`` halves it at about four
+times the tiles. Measured by ``benchmarks/bench_scale_policy.py`` and checked in
+``tests/core/test_detectors.py``.
 """
 
 from __future__ import annotations
@@ -58,7 +59,9 @@ class ScaleOptions:
             passes are added for large photos when the whole-photo pass cannot see faces this
             small. None: the whole-photo pass only.
         level_ratio: largest scale step between two passes.
-        tile_overlap: overlap of neighbouring tiles, in level pixels.
+        tile_overlap: overlap of neighbouring tiles, in level pixels; also the largest face a
+            finer pass keeps. Faces up to ``min_input_face * level_ratio`` (100 px for YuNet at
+            the defaults) must fit, so that the coarser pass takes over above it.
     """
 
     det_size: int = 640
@@ -74,8 +77,9 @@ class ScaleOptions:
             raise InputError(f"min_face must be > 0 pixels or None, got {self.min_face!r}")
         if not float(self.level_ratio) > 1.0:
             raise InputError(f"level_ratio must be > 1, got {self.level_ratio!r}")
-        if not isinstance(self.tile_overlap, int) or not 0 <= self.tile_overlap <= self.det_size // 2:
-            raise InputError(f"tile_overlap must be an integer in [0, det_size / 2], got {self.tile_overlap!r}")
+        if isinstance(self.tile_overlap, bool) or not isinstance(self.tile_overlap, int) \
+                or not 1 <= self.tile_overlap <= self.det_size // 2:
+            raise InputError(f"tile_overlap must be an integer in [1, det_size / 2], got {self.tile_overlap!r}")
 
 
 @dataclass(frozen=True)

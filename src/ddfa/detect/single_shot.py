@@ -7,7 +7,7 @@ A subclass says how to turn tiles into network inputs and raw outputs into candi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -40,6 +40,7 @@ class SingleShotOptions(ScaleOptions):
     keep_top_k: int = 750
 
     def __post_init__(self):
+        self.check_scale(32)
         for name in ("score_threshold", "nms_threshold"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
@@ -69,6 +70,22 @@ class SingleShotDetector:
     def __init__(self, options: SingleShotOptions):
         options.check_scale(self.stride)
         self.options = options
+
+    @staticmethod
+    def merge_options(options_type: type, options: SingleShotOptions | None, overrides: dict) -> SingleShotOptions:
+        """``options`` (default: ``options_type()``) with keyword ``overrides`` of its fields.
+
+        Raises:
+            InputError: an unknown option name or a bad value.
+        """
+        options = options or options_type()
+        if not overrides:
+            return options
+        names = {f.name for f in fields(options_type)}
+        unknown = sorted(set(overrides) - names)
+        if unknown:
+            raise InputError(f"unknown option(s) {unknown} for {options_type.__name__}; expected {sorted(names)}")
+        return replace(options, **overrides)
 
     # -- to implement
     def _network_input(self, batch: np.ndarray) -> np.ndarray:

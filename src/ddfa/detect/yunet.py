@@ -72,12 +72,7 @@ class YuNetDetector(SingleShotDetector):
     def __init__(self, assets: AssetsLike = None, *, base_options: BaseOptions | None = None,
                  options: YuNetOptions | None = None, threads: int | None = None, **overrides):
         base = resolve_base_options(base_options, assets=assets, threads=threads)
-        options = options or YuNetOptions()
-        if overrides:
-            from dataclasses import replace
-
-            options = replace(options, **overrides)
-        super().__init__(options)
+        super().__init__(self.merge_options(YuNetOptions, options, overrides))
         self.runner = OnnxRunner(base.assets.path(MODEL), base.threads)
         self._outputs = [o.name for o in self.runner.session.get_outputs()]
 

@@ -247,7 +247,7 @@ def run_detection(detector: Any = None, *, model: str = "mb05", assets=None, dat
     det = aligner.detector
     det_name = getattr(det, "name", type(det).__name__)
     options = getattr(det, "options", None)
-    option_dict = {k: v for k, v in vars(options).items()} if options is not None and hasattr(options, "__dict__") else {}
+    option_dict = dict(vars(options)) if options is not None and hasattr(options, "__dict__") else {}
     mapping = aligner.roi_mapping
     info = {
         "name": det_name,
@@ -307,7 +307,8 @@ def format_detection_table(results: Sequence[BenchmarkResult], digits: int = 2) 
     for result in results:
         r = result.results
         rate = r["detection_rate"]
-        row = f"{_label(result):<22}{_fmt(rate['all'], 4):>8}" + "".join(f"{_fmt(rate[k], 4):>14}" for k in YAW_BIN_KEYS)
+        row = f"{_label(result):<22}{_fmt(rate['all'], 4):>8}"
+        row += "".join(f"{_fmt(rate[k], 4):>14}" for k in YAW_BIN_KEYS)
         for policy in ("box", "landmark"):
             figures = r["nme"][policy]
             row += "".join(f"{_fmt(figures[k], digits):>14}" for k in YAW_BIN_KEYS)
@@ -372,7 +373,8 @@ def format_markdown_table(results: Sequence[BenchmarkResult]) -> str:
         cells = [
             _label(result),
             f"{rate['all']:.4f} / {rate['bin_60_90']:.4f}",
-            " / ".join(_fmt(r["nme"]["box"][k], 2) for k in YAW_BIN_KEYS) + f" / **{r['nme']['box']['mean_of_bins']:.2f}**",
+            " / ".join(_fmt(r["nme"]["box"][k], 2) for k in YAW_BIN_KEYS)
+            + f" / **{r['nme']['box']['mean_of_bins']:.2f}**",
             " / ".join(_fmt(r["nme"]["landmark"][k], 2) for k in YAW_BIN_KEYS)
             + f" / **{r['nme']['landmark']['mean_of_bins']:.2f}**",
             f"{r['pose_mae']['box']['mean']:.2f} / {r['pose_mae']['landmark']['mean']:.2f}",
