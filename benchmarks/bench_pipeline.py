@@ -5,14 +5,19 @@ Usage::
     python benchmarks/bench_pipeline.py [--assets DIR] [--repeats 50] [--threads N]
 
 The frame is ``3DDFA_V2/examples/inputs/trump_hillary.jpg`` resized to 1280x720 (two faces).
-Three configurations run in the same process on the same frame:
+Four configurations run in the same process on the same frame:
 
-* ``ddfa``: the default path (onnxruntime on CPU, cached anchors, vectorised decoding/NMS);
-* ``ddfa-torch``: the same code on eager torch (ddfa's reference path);
+* ``ddfa``: the default path: YuNet (onnxruntime, 640 x 360 working resolution) and mb05
+  (onnxruntime);
+* ``faceboxes``: 3DDFA_V2's pipeline: FaceBoxes (onnxruntime, cached anchors, vectorised
+  decoding/NMS) and mb05 (onnxruntime), the default before YuNet;
+* ``fb-torch``: FaceBoxes and mb05 on eager torch (ddfa's reference path);
 * ``plain``: eager torch with the anchors rebuilt by Python loops on every call, as a direct
   port of the original pipeline does (the in-run baseline).
 
-Printed: median milliseconds per stage and in total, and each total's ratio to ``plain``.
+Printed: median milliseconds per stage and in total, and each total's ratio to ``plain``; then
+an interleaved A/B of the end-to-end call, ``ddfa`` against ``faceboxes`` (calls alternate so
+that the machine's drift hits both alike), with the median of each and their ratio.
 """
 
 from __future__ import annotations
@@ -71,7 +76,7 @@ def run_config(aligner: ddfa.FaceAligner, image: np.ndarray, repeats: int, plain
 
             fb_boxes.prior_boxes = original_priors
             det_module.prior_boxes = original_priors
-    rois = roi_from_box(detections.boxes)
+    rois = roi_from_box(detections.boxes, aligner.roi_mapping, detections.keypoints)
     model = aligner.morphable_model
 
     def regress():
@@ -83,6 +88,19 @@ def run_config(aligner: ddfa.FaceAligner, image: np.ndarray, repeats: int, plain
     t_total, faces = time_stage(lambda: aligner(image), repeats)
     return {"faces": len(faces), "detect": t_detect, "regress+68": t_regress, "dense": t_dense,
             "detect+align+68 (end to end)": t_total}
+
+
+def interleaved(runs: dict, repeats: int) -> dict[str, float]:
+    """Median ms of each callable, calls alternating (A, B, A, B, ...) after one warm-up each."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for fn in runs.values():
+        fn()
+    for _ in range(repeats):
+        for name, fn in runs.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -99,8 +117,9 @@ def main() -> None:
     frame = cv2.resize(photo, (1280, 720), interpolation=cv2.INTER_AREA)
     configs = {
         "ddfa": (ddfa.FaceAligner(assets=store, threads=args.threads), False),
-        "ddfa-torch": (ddfa.FaceAligner(assets=store, backend="torch"), False),
-        "plain": (ddfa.FaceAligner(assets=store, backend="torch"), True),
+        "faceboxes": (ddfa.FaceAligner(assets=store, threads=args.threads, detector="faceboxes"), False),
+        "fb-torch": (ddfa.FaceAligner(assets=store, backend="torch", detector="faceboxes"), False),
+        "plain": (ddfa.FaceAligner(assets=store, backend="torch", detector="faceboxes"), True),
     }
     results = {name: run_config(al, frame, args.repeats, plain) for name, (al, plain) in configs.items()}
     stages = [k for k in results["ddfa"] if k != "faces"]
@@ -112,6 +131,9 @@ def main() -> None:
     base = results["plain"]["detect+align+68 (end to end)"]
     print(f"{'speed-up vs plain (end to end)':<30}" +
           "".join(f"{base / r['detect+align+68 (end to end)']:>11.2f}x" for r in results.values()))
+    ab = interleaved({name: (lambda al=configs[name][0]: al(frame)) for name in ("ddfa", "faceboxes")}, args.repeats)
+    print(f"interleaved A/B, end to end, median of {args.repeats} each: ddfa (YuNet) {ab['ddfa']:.2f} ms, "
+          f"faceboxes {ab['faceboxes']:.2f} ms, ratio ddfa / faceboxes {ab['ddfa'] / ab['faceboxes']:.2f}")
 
 
 if __name__ == "__main__":

@@ -84,7 +84,15 @@ def full_model(store):
 
 @pytest.fixture(scope="session")
 def aligner(assets_dir):
-    """The default FaceAligner (mb05 + FaceBoxes, onnxruntime on CPU)."""
+    """mb05 + FaceBoxes, onnxruntime on CPU: 3DDFA_V2's pipeline, for the golden parity tests."""
+    import ddfa
+
+    return ddfa.FaceAligner(assets=assets_dir, detector="faceboxes")
+
+
+@pytest.fixture(scope="session")
+def default_aligner(assets_dir):
+    """The default FaceAligner (mb05 + YuNet, onnxruntime on CPU), as users get it."""
     import ddfa
 
     return ddfa.FaceAligner(assets=assets_dir)
@@ -95,4 +103,4 @@ def torch_aligner(assets_dir):
     """mb05 + FaceBoxes on the torch backend (the reference path)."""
     import ddfa
 
-    return ddfa.FaceAligner(assets=assets_dir, backend="torch")
+    return ddfa.FaceAligner(assets=assets_dir, backend="torch", detector="faceboxes")

@@ -17,6 +17,7 @@ import torch
 
 from ...assets.safe_pickle import load_torch_checkpoint
 from ...assets.store import AssetsLike
+from ...boxes import FACEBOXES_ROI
 from ...caching import ContentCache
 from ...errors import AssetError
 from ...nets.registry import choose_backend
@@ -71,6 +72,8 @@ class FaceBoxesDetector:
     """
 
     name = "faceboxes"
+    #: 3DDFA_V2's box-to-roi rule, fitted by its authors to these boxes (bit-identical crops)
+    roi_mapping = FACEBOXES_ROI
 
     def __init__(self, assets: AssetsLike = None, *, base_options: BaseOptions | None = None,
                  device: str | None = None, backend: Backend | None = None, threads: int | None = None,
