@@ -10,13 +10,15 @@ Configurations, on the same frame, each in its own process (one engine per proce
 use), *interleaved* (rounds in which every configuration's process times a short block of
 calls, so that a machine whose speed drifts affects all alike):
 
-* ``plain``: eager torch with the anchors rebuilt by Python loops on every call, as a direct port
-  of the original code does (the in-run baseline);
-* ``torch``: ddfa on eager torch;
-* ``onnxruntime``: ddfa on onnxruntime, float32 (the default before OpenVINO);
+* ``plain``: 3DDFA_V2's pipeline (FaceBoxes + mb05) on eager torch with the anchors rebuilt by
+  Python loops on every call, as a direct port of the original code does (the in-run baseline);
+* ``onnxruntime``: the default pipeline (YuNet at its 640-pixel working resolution + mb05) on
+  onnxruntime, float32: the default before OpenVINO (the reference of the ``vs onnxrt`` column);
 * ``openvino-f32``, ``openvino-bf16`` (``backend="auto"`` on CPUs with AMX or AVX-512-BF16),
-  ``openvino-bf16-int8`` (bf16 detector, int8 regressor) and ``openvino-bf16-graph-resize``
-  (the detector's resize inside OpenVINO's graph instead of OpenCV's).
+  ``openvino-bf16-int8`` (int8 regressor): the default pipeline on OpenVINO;
+* ``fb-torch``, ``fb-onnxruntime``, ``fb-openvino-bf16``, ``fb-openvino-bf16-graph-resize``:
+  FaceBoxes + mb05 on each engine (the last with FaceBoxes' resize inside OpenVINO's graph
+  instead of OpenCV's).
 
 Printed: median ms per stage and end to end, each end-to-end median's ratio to ``plain`` and to
 ``onnxruntime``. With ``--data``: the AFLW2000-3D NME (68 points, 2000 crops, mean of the yaw-bin
@@ -52,14 +54,16 @@ from ddfa.detect.faceboxes import detector as fb_detector
 from ddfa.morphable.frames import model_to_image
 from ddfa.pipeline import crop_faces, roi_from_box
 
-CONFIGS = {  # name: (BaseOptions fields, regressor precision or None (same), detector resize in graph)
-    "plain": ({"backend": "torch", "precision": "f32"}, None, False),
-    "torch": ({"backend": "torch", "precision": "f32"}, None, False),
-    "onnxruntime": ({"backend": "onnxruntime", "precision": "f32"}, None, False),
-    "openvino-f32": ({"backend": "openvino", "precision": "f32"}, None, False),
-    "openvino-bf16": ({"backend": "openvino", "precision": "bf16"}, None, False),
-    "openvino-bf16-int8": ({"backend": "openvino", "precision": "bf16"}, "int8", False),
-    "openvino-bf16-graph-resize": ({"backend": "openvino", "precision": "bf16"}, None, True),
+CONFIGS = {  # name: (detector, BaseOptions fields, regressor precision or None (same), FaceBoxes resize in graph)
+    "plain": ("faceboxes", {"backend": "torch", "precision": "f32"}, None, False),
+    "onnxruntime": ("yunet", {"backend": "onnxruntime", "precision": "f32"}, None, False),
+    "openvino-f32": ("yunet", {"backend": "openvino", "precision": "f32"}, None, False),
+    "openvino-bf16": ("yunet", {"backend": "openvino", "precision": "bf16"}, None, False),
+    "openvino-bf16-int8": ("yunet", {"backend": "openvino", "precision": "bf16"}, "int8", False),
+    "fb-torch": ("faceboxes", {"backend": "torch", "precision": "f32"}, None, False),
+    "fb-onnxruntime": ("faceboxes", {"backend": "onnxruntime", "precision": "f32"}, None, False),
+    "fb-openvino-bf16": ("faceboxes", {"backend": "openvino", "precision": "bf16"}, None, False),
+    "fb-openvino-bf16-graph-resize": ("faceboxes", {"backend": "openvino", "precision": "bf16"}, None, True),
 }
 
 
@@ -75,17 +79,20 @@ def python_loop_priors(height: int, width: int) -> np.ndarray:
     return np.array(out, np.float32)
 
 
-def make_aligner(store, threads, fields: dict, regressor_precision: str | None, graph_resize: bool):
+def make_aligner(store, threads, detector_name: str, fields: dict, regressor_precision: str | None,
+                 graph_resize: bool):
     base = ddfa.BaseOptions(assets=store, threads=threads, **fields)
-    detector = FaceBoxesDetector(base_options=base)
-    detector.resize_in_graph = graph_resize
     regressor = ddfa.create_model("mb05", base_options=base.replace(precision=regressor_precision or base.precision))
-    return ddfa.FaceAligner(regressor, detector, base_options=base)
+    aligner = ddfa.FaceAligner(regressor, detector_name, base_options=base)
+    if isinstance(aligner.detector, FaceBoxesDetector):
+        aligner.detector.resize_in_graph = graph_resize
+    return aligner
 
 
 def stage_functions(aligner: ddfa.FaceAligner, image: np.ndarray, plain: bool) -> dict:
     model = aligner.morphable_model
-    rois = roi_from_box(aligner.detect(image).boxes)
+    found = aligner.detect(image)
+    rois = roi_from_box(found.boxes, aligner.roi_mapping, found.keypoints)
 
     def detect():
         if not plain:
@@ -218,7 +225,7 @@ def main() -> None:
         return
     store = ddfa.AssetStore(args.assets)
     if not ddfa.nets.engines.openvino_available():
-        args.configs = [c for c in args.configs if not c.startswith("openvino")]
+        args.configs = [c for c in args.configs if "openvino" not in c]
     results, faces = interleaved(args.configs, args)
 
     print(f"720p frame (1280x720, faces found {faces}), threads {args.threads or 'all'}, median of "
@@ -244,7 +251,7 @@ def main() -> None:
         if args.photos:
             print(f"\nend to end on {args.photos} development photos (AFLW2000-full, detector included):")
             ref_photo = None
-            for name in ("onnxruntime", "openvino-bf16", "openvino-bf16-int8"):
+            for name in ("onnxruntime", "openvino-f32", "openvino-bf16", "openvino-bf16-int8"):
                 if name in args.configs:
                     value, rate = photo_nme(make_aligner(store, args.threads, *CONFIGS[name]), data, args.photos)
                     ref_photo = value if ref_photo is None else ref_photo

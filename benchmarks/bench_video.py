@@ -127,9 +127,11 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     parser.add_argument("--detect-every", type=int, default=10)
+    parser.add_argument("--detector", default=None, help="detector plug-in (default: ddfa's default, yunet)")
     args = parser.parse_args()
     assets = args.assets or (DEFAULT_VIDEO.parents[2] / "assets")
-    aligner = ddfa.FaceAligner(assets=assets, threads=args.threads)
+    aligner = ddfa.FaceAligner(assets=assets, threads=args.threads,
+                               **({"detector": args.detector} if args.detector else {}))
     frames = [f.image for f in VideoSource(args.video)]
     fps = VideoSource(args.video).fps
     print(f"video: {args.video} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]}, {fps:g} fps); "

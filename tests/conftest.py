@@ -86,11 +86,19 @@ def full_model(store):
 
 @pytest.fixture(scope="session")
 def aligner(assets_dir):
-    """The default FaceAligner (mb05 + FaceBoxes, the "auto" engine) in float32: the reference
-    results (OpenVINO or onnxruntime, whichever "auto" picks here)."""
+    """mb05 + FaceBoxes in float32 on the "auto" engine (OpenVINO or onnxruntime, whichever it
+    picks here): 3DDFA_V2's pipeline, for the golden parity tests."""
     import ddfa
 
-    return ddfa.FaceAligner(assets=assets_dir, precision="f32")
+    return ddfa.FaceAligner(assets=assets_dir, detector="faceboxes", precision="f32")
+
+
+@pytest.fixture(scope="session")
+def default_aligner(assets_dir):
+    """The default FaceAligner (mb05 + YuNet, the "auto" engine and precision), as users get it."""
+    import ddfa
+
+    return ddfa.FaceAligner(assets=assets_dir)
 
 
 from engines import ENGINES  # noqa: E402  (tests/engines.py: the engine matrix)
@@ -105,7 +113,7 @@ def engine_aligners(assets_dir):
 
     def get(name: str):
         if name not in made:
-            made[name] = ddfa.FaceAligner(assets=assets_dir, **ENGINES[name])
+            made[name] = ddfa.FaceAligner(assets=assets_dir, detector="faceboxes", **ENGINES[name])
         return made[name]
 
     return get
@@ -116,4 +124,4 @@ def torch_aligner(assets_dir):
     """mb05 + FaceBoxes on the torch backend (the reference path)."""
     import ddfa
 
-    return ddfa.FaceAligner(assets=assets_dir, backend="torch")
+    return ddfa.FaceAligner(assets=assets_dir, backend="torch", detector="faceboxes")

@@ -62,6 +62,10 @@ class Face:
         landmarks: (68, 3) float32 landmarks (x, y, z) in the image frame, iBUG 68-point order.
         pose: :class:`Pose` (yaw, pitch, roll in degrees).
         image_index: index of the image in a batch call (0 for single images).
+        keypoints5: (5, 2) float32 ``(x, y)`` image pixels of the detector's 5 facial points
+            (the person's right eye, left eye, nose tip, right and left mouth corners; see
+            :data:`ddfa.detect.KEYPOINT_NAMES`), or None when the detector gives none
+            (FaceBoxes, given boxes, tracked faces).
         model: the morphable model used to reconstruct the dense mesh.
         assets: the asset store the face was aligned with (set by :class:`~ddfa.FaceAligner`);
             dense outputs that need extra files (PNCC codes, UV layout, PAF anchors) read them
@@ -75,6 +79,7 @@ class Face:
     landmarks: np.ndarray
     pose: Pose
     image_index: int = 0
+    keypoints5: np.ndarray | None = field(default=None, repr=False)
     model: MorphableModel | None = field(default=None, repr=False)
     assets: AssetStore | None = field(default=None, repr=False)
 
@@ -156,14 +161,14 @@ class Face:
         """(size, size, 3) uint8 BGR UV texture of this face (:func:`ddfa.render.uv_texture`)."""
         from .render.texture import uv_texture
 
-        return uv_texture(image, self, size, assets=assets, visible_only=visible_only)
+        return uv_texture(image, self, size, assets=assets or self.assets, visible_only=visible_only)
 
     def paf(self, image: np.ndarray, kernel_size: int = 3, *, assets: AssetsLike = None) -> np.ndarray:
         """(64·k, 64·k, 3) uint8 pose-adaptive feature map of this face
         (:func:`ddfa.render.paf_features`)."""
         from .render.paf import paf_features
 
-        return paf_features(image, self, kernel_size, assets=assets)
+        return paf_features(image, self, kernel_size, assets=assets or self.assets)
 
     def save_ply(self, path: str | os.PathLike, image: np.ndarray | None = None, *, binary: bool = True) -> Path:
         """Write the dense mesh as PLY (right-handed ``(x, -y, z)`` image pixels, normals out of
@@ -178,11 +183,16 @@ class Face:
         texture (``.mtl`` + ``_texture.png``) when ``image`` is given. Returns the files written."""
         from .render.export import save_obj
 
-        return save_obj(self, path, image, texture=texture, texture_size=texture_size, assets=assets)
+        return save_obj(self, path, image, texture=texture, texture_size=texture_size,
+                        assets=assets or self.assets)
 
     # ------------------------------------------------------------------ export
     def to_dict(self, *, dense: bool = False) -> dict[str, Any]:
-        """A JSON-serialisable dict (the schema of ``ddfa align``'s per-image files)."""
+        """A JSON-serialisable dict (the schema of ``ddfa align``'s per-image files).
+
+        ``keypoints_5`` ([[x, y] x 5], image pixels) is present only when the detector gave
+        the 5 facial points.
+        """
         out = {
             "box": [float(v) for v in self.box],
             "score": float(self.score),
@@ -191,6 +201,8 @@ class Face:
             "landmarks_68": np.asarray(self.landmarks, dtype=np.float64).round(4).tolist(),
             "pose": self.pose.to_dict(),
         }
+        if self.keypoints5 is not None:
+            out["keypoints_5"] = np.asarray(self.keypoints5, dtype=np.float64).round(3).tolist()
         if dense:
             out["vertices"] = np.asarray(self.vertices, dtype=np.float64).round(3).tolist()
         return out

@@ -32,18 +32,21 @@ def test_align_help_explains_options(capsys):
         assert option in out
 
 
-def test_align_example_photos(tmp_path, assets_dir, aligner, capsys):
+def test_align_example_photos(tmp_path, assets_dir, default_aligner, capsys):
+    aligner = default_aligner  # the CLI's default detector (YuNet)
     folder = assets_dir / "3DDFA_V2/examples/inputs"
     code = main(["align", str(folder), "--output", str(tmp_path), "--assets", str(assets_dir), "--quiet",
                  "--precision", "f32"])  # the same numbers as the f32 API aligner
     assert code == 0
-    assert "3 image(s) aligned, 6 face(s) found, 0 failure(s)" in capsys.readouterr().out
-    expected = {"JianzhuGuo": 1, "emma": 3, "trump_hillary": 2}
+    assert "3 image(s) aligned, 8 face(s) found, 0 failure(s)" in capsys.readouterr().out
+    # YuNet also finds the two blurred faces behind Emma (FaceBoxes: 3 faces there)
+    expected = {"JianzhuGuo": 1, "emma": 5, "trump_hillary": 2}
     for stem, count in expected.items():
         result = json.loads((tmp_path / f"{stem}.jpg.json").read_text())
         assert len(result["faces"]) == count
         face = result["faces"][0]
-        assert set(face) >= {"box", "score", "roi_box", "params", "landmarks_68", "pose"}
+        assert set(face) >= {"box", "score", "roi_box", "params", "landmarks_68", "pose", "keypoints_5"}
+        assert result["schema_version"] == "1.1" and np.shape(face["keypoints_5"]) == (5, 2)
         assert len(face["params"]) == 62 and np.shape(face["landmarks_68"]) == (68, 3)
         assert set(face["pose"]) == {"yaw", "pitch", "roll"}
         api = aligner(str(folder / f"{stem}.jpg"))

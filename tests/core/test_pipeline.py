@@ -129,7 +129,7 @@ def test_eager_and_lazy_dense_agree_and_full_mesh(assets_dir, aligner, golden_im
     lazy = aligner(golden_images[0])[0]
     np.testing.assert_allclose(eager.vertices, lazy.vertices, atol=1e-3)
     np.testing.assert_allclose(eager.vertices[aligner.morphable_model.landmark_vertices], eager.landmarks, atol=1e-3)
-    full = ddfa.FaceAligner(assets=assets_dir, mesh="full", precision="f32")(golden_images[0])[0]
+    full = ddfa.FaceAligner(assets=assets_dir, mesh="full", detector="faceboxes", precision="f32")(golden_images[0])[0]
     assert full.vertices.shape == (53215, 3) and full.triangles.shape == (105840, 3)
     np.testing.assert_allclose(full.vertices[aligner.morphable_model.vertex_ids_in_full], lazy.vertices, atol=1e-3)
     data = lazy.to_dict()

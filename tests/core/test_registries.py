@@ -84,14 +84,15 @@ def test_clear_caches(store):
 
 
 # ---------------------------------------------------------------------- models
-def test_register_model_through_facade_and_cli(tmp_path, mb05_copy, assets_dir, aligner, example_images, capsys):
+def test_register_model_through_facade_and_cli(tmp_path, mb05_copy, assets_dir, default_aligner, example_images,
+                                              capsys):
     ddfa.register_model(ModelSpec(name="mb05-copy-test", weights=str(mb05_copy), config={"width": 0.5}))
     try:
         assert "mb05-copy-test" in ddfa.list_models()
         image = example_images["emma.jpg"]
         custom = ddfa.FaceAligner(model="mb05-copy-test", assets=assets_dir, precision="f32")
         assert custom.regressor.name == "mb05-copy-test"
-        np.testing.assert_allclose(_landmarks(custom, image), _landmarks(aligner, image), atol=1e-3)
+        np.testing.assert_allclose(_landmarks(custom, image), _landmarks(default_aligner, image), atol=1e-3)
 
         out = tmp_path / "cli"
         code = main(["align", str(image), "--model", "mb05-copy-test", "--assets", str(assets_dir),
@@ -100,7 +101,7 @@ def test_register_model_through_facade_and_cli(tmp_path, mb05_copy, assets_dir, 
         result = json.loads((out / "emma.jpg.json").read_text())
         assert result["model"] == "mb05-copy-test" and result["schema_version"]
         got = np.array([f["landmarks_68"] for f in result["faces"]])
-        np.testing.assert_allclose(got, _landmarks(aligner, image), atol=1e-3)
+        np.testing.assert_allclose(got, _landmarks(default_aligner, image), atol=1e-3)
     finally:
         MODELS.pop("mb05-copy-test", None)
 
@@ -208,8 +209,8 @@ def test_register_detector_with_options_through_facade_and_cli(tmp_path, assets_
 
 
 def test_faceboxes_options_by_name(assets_dir, example_images):
-    strict = ddfa.FaceAligner(assets=assets_dir, detector_options={"score_threshold": 0.999})
-    loose = ddfa.FaceAligner(assets=assets_dir)
+    strict = ddfa.FaceAligner(assets=assets_dir, detector="faceboxes", detector_options={"score_threshold": 0.999})
+    loose = ddfa.FaceAligner(assets=assets_dir, detector="faceboxes")
     image = example_images["trump_hillary.jpg"]
     assert len(strict.detect(image)) < len(loose.detect(image))
 
@@ -218,9 +219,10 @@ def test_faceboxes_options_by_name(assets_dir, example_images):
 def test_base_options_travel_as_one_value(assets_dir):
     base = ddfa.BaseOptions(assets=str(assets_dir), backend="torch", threads=1)
     assert isinstance(base.assets, ddfa.AssetStore)
-    aligner = ddfa.FaceAligner(base_options=base)
+    aligner = ddfa.FaceAligner(base_options=base, detector="faceboxes")
     assert aligner.base_options is base and aligner.regressor.backend == "torch"
     assert aligner.detector.backend == "torch"
+    assert ddfa.FaceAligner(base_options=base).detector.backend == "onnxruntime"  # YuNet: onnxruntime only
     with pytest.raises(InputError, match="unknown device"):
         ddfa.BaseOptions(device="banana")
     with pytest.raises(InputError, match="backend"):

@@ -1,16 +1,20 @@
-"""``ddfa benchmark {aflw2000-3d,aflw,pose,speed}``: reproducible accuracy and speed figures.
+"""``ddfa benchmark {aflw2000-3d,aflw,pose,detection,speed}``: reproducible accuracy and speed figures.
 
 Each accuracy benchmark prints a table, and writes to ``--output`` (default ``out/benchmark``)
 a JSON file with every figure, the exact protocol and the model's weights sha256, and a
 cumulative error distribution plot (PNG) with one curve per yaw bin. ``--compare`` adds more
 models (names or checkpoints, evaluated in the same run) or earlier runs (their JSON files)
-to the plot and the printout. See :mod:`ddfa.eval`.
+to the plot and the printout. ``detection`` runs the whole pipeline, detector included, on the
+full-size development photos (:mod:`ddfa.eval.detection`); its ``--compare`` takes more
+detectors (or their result files) into one table and one CED plot. See :mod:`ddfa.eval`.
 """
 
 from __future__ import annotations
 
 import argparse
 import re
+import sys
+from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,6 +29,7 @@ examples:
   ddfa benchmark aflw2000-3d --model runs/exp1/best.pth --compare mb05 out/benchmark/old.json
   ddfa benchmark aflw --model mb05
   ddfa benchmark pose --model mb05
+  ddfa benchmark detection --detector yunet --compare centerface faceboxes
   ddfa benchmark speed --repeats 20
 """
 
@@ -76,6 +81,33 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             sub.add_argument("--allow-convention-mismatch", action="store_true",
                              help="record a failed angle-convention check in the results instead of stopping")
         sub.set_defaults(func=run, benchmark=name)
+
+    sub = benches.add_parser(
+        "detection", help="end to end on the full-size AFLW2000-3D development photos, detector included: detection "
+        "rate, NME (box and landmark crop) and pose by yaw bin, boxes and ms per photo",
+        description="Detect, align and score every full-size development photo (protocol: ddfa.eval.detection). "
+        "--compare evaluates more detectors (or reads their earlier result files) into one table and one CED plot.")
+    from .main import add_detector_options
+
+    group = sub.add_argument_group("model")
+    group.add_argument("--model", default="mb05", help="regressor (default: mb05)")
+    group.add_argument("--assets", metavar="DIR", default=None, help="asset directory (default: $DDFA_HOME)")
+    group.add_argument("--threads", type=int, default=None, metavar="N",
+                       help="CPU threads of the inference engines (default: all cores)")
+    add_detector_options(group, compare=True)
+    sub.add_argument("--compare", nargs="+", default=[], metavar="DETECTOR_OR_JSON",
+                     help="more detector plug-ins (evaluated now, with the same --det-size where they have one) or "
+                     "earlier detection result files")
+    sub.add_argument("--data", metavar="DIR", default=None,
+                     help="the aflw2000-3d data folder (default: $DDFA_DATA/aflw2000-3d, or data/aflw2000-3d beside "
+                     "the asset folder)")
+    sub.add_argument("--subset", type=int, default=None, metavar="N",
+                     help="only N photos, evenly spaced over the name-sorted list (a quick check)")
+    sub.add_argument("-o", "--output", metavar="DIR", default="out/benchmark",
+                     help="folder for the JSON results and the CED plot (default: out/benchmark)")
+    sub.add_argument("--no-plot", action="store_true", help="skip the CED plot")
+    sub.add_argument("--quiet", action="store_true", help="no progress bar")
+    sub.set_defaults(func=run_detection, benchmark="detection")
 
     sub = benches.add_parser("speed", help="per-stage latency: detection, regression, dense reconstruction, "
                              "rendering; CPU 1 and all threads, CUDA when present",
@@ -173,6 +205,67 @@ def run(args: argparse.Namespace) -> int:
         print()
     if not args.no_plot:
         stem = _file_stem(args, args.model) + ("_compare" if len(runs) > 1 else "")
+        print(f"wrote {plot_ced(runs, output / f'{stem}_ced.png')}")
+    return 0
+
+
+def run_detection(args) -> int:
+    from tqdm import tqdm
+
+    from ..eval.detection import format_common_table, format_detection_table, format_markdown_table
+    from ..eval.detection import run_detection as _run_detection
+    from ..eval.report import load_json, plot_ced, write_json
+    from .main import detector_options_for
+
+    output = Path(args.output)
+    items = [args.detector, *args.compare]
+    loaded = {}
+    for k, item in enumerate(items):
+        if item.endswith(".json"):
+            result = load_json(item)
+            if result.benchmark != "detection":
+                raise InputError(f"{item}: a {result.benchmark} result cannot be compared in a detection run")
+            loaded[k] = result
+    from ..detect.base import detector_spec
+
+    options = {}
+    for k, item in enumerate(items):
+        if k in loaded:
+            continue
+        spec = detector_spec(item)
+        has_size = spec.options_type is not None and "det_size" in {f.name for f in fields(spec.options_type)}
+        if k == 0:
+            options[k] = detector_options_for(item, args.detector_option, args.det_size)
+        else:  # compared detectors get --det-size where they have one, nothing else
+            options[k] = detector_options_for(item, [], args.det_size if has_size else None)
+    runs = []
+    for k, item in enumerate(items):
+        if k in loaded:
+            runs.append(loaded[k])
+            continue
+        bar = tqdm(total=None, unit="photo", desc=item, disable=args.quiet, file=sys.stderr, dynamic_ncols=True)
+
+        def progress(done, total, bar=bar):
+            bar.total = total
+            bar.update(1)
+
+        result = _run_detection(item, model=args.model, assets=args.assets, data_dir=args.data, threads=args.threads,
+                                detector_options=options[k] or None, subset=args.subset, progress=progress)
+        bar.close()
+        size = (result.model.get("detector_options") or {}).get("det_size")
+        stem = f"detection_{_tag(item)}" + (f"_{size}" if size else "")
+        stem += f"_subset{args.subset}" if args.subset else ""
+        print(f"wrote {write_json(result, output / f'{stem}.json')}")
+        runs.append(result)
+    print()
+    print(format_detection_table(runs))
+    common = format_common_table(runs)
+    if common:
+        print(common)
+    print()
+    print(format_markdown_table(runs))
+    if not args.no_plot:
+        stem = "detection_" + "_vs_".join(_tag(r.label) for r in runs)
         print(f"wrote {plot_ced(runs, output / f'{stem}_ced.png')}")
     return 0
 

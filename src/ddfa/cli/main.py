@@ -79,12 +79,23 @@ def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool 
                        "natively, else f32; int8 = the regressor statically quantised (costs accuracy: see "
                        f"`ddfa benchmark aflw2000-3d --precision int8`) (default: {precision})")
     if detector:
-        group.add_argument("--detector", default="faceboxes",
-                           help="face detector plug-in (default: faceboxes; 'none' is refused where no boxes "
-                           "can be given)")
-        group.add_argument("--detector-option", action="append", default=[], metavar="KEY=VALUE",
-                           help="an option of the detector plug-in, by name (repeatable), e.g. "
-                           "--detector-option score_threshold=0.6")
+        add_detector_options(group)
+
+
+def add_detector_options(group, *, compare: bool = False) -> None:
+    """``--detector``, ``--det-size`` and ``--detector-option`` (see :func:`detector_options_from_args`)."""
+    from ..detect import DEFAULT_DETECTOR, list_detectors
+
+    group.add_argument("--detector", default=DEFAULT_DETECTOR,
+                       help=f"face detector plug-in: {', '.join(list_detectors())} (default: {DEFAULT_DETECTOR}"
+                       + ("" if compare else "; 'none' is refused where no boxes can be given") + ")")
+    group.add_argument("--det-size", type=int, default=None, metavar="N",
+                       help="working resolution of the detector: the longer photo side is scaled down to N pixels "
+                       "for the whole-photo pass, and large photos get finer tiled passes (yunet, centerface; "
+                       "default 640)")
+    group.add_argument("--detector-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="an option of the detector plug-in, by name (repeatable), e.g. "
+                       "--detector-option score_threshold=0.6 or min_face=20")
 
 
 def base_options_from_args(args: argparse.Namespace):
@@ -103,23 +114,34 @@ def detector_options_from_args(args: argparse.Namespace) -> dict:
         InputError: a malformed pair, an option the plug-in does not have, or a value of the
             wrong type.
     """
-    pairs = getattr(args, "detector_option", None) or []
-    if not pairs:
+    return detector_options_for(args.detector, getattr(args, "detector_option", None) or [],
+                                getattr(args, "det_size", None))
+
+
+def detector_options_for(detector: str | None, pairs: list[str], det_size: int | None = None) -> dict:
+    """The options of plug-in ``detector`` from ``KEY=VALUE`` strings and ``--det-size``."""
+    if not pairs and det_size is None:
         return {}
     from ..detect.base import detector_spec
 
-    if args.detector in (None, "none"):
-        raise InputError("--detector-option given with --detector none")
-    spec = detector_spec(args.detector)
+    if detector in (None, "none"):
+        raise InputError("--detector-option / --det-size given with --detector none")
+    spec = detector_spec(detector)
     types = typing.get_type_hints(spec.options_type) if spec.options_type is not None else {}
-    out = {}
+    out: dict = {}
+    if det_size is not None:
+        if "det_size" not in types:
+            raise InputError(f"--det-size: detector {detector!r} has no working-resolution option"
+                             + (" (it shrinks photos to fit --detector-option max_height=..., max_width=...)"
+                                if "max_height" in types else ""))
+        out["det_size"] = det_size
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise InputError(f"--detector-option {pair!r}: expected KEY=VALUE")
         if key not in types:
-            raise InputError(f"--detector-option {key!r}: detector {args.detector!r} has no such option; "
+            raise InputError(f"--detector-option {key!r}: detector {detector!r} has no such option; "
                              f"expected one of {', '.join(sorted(types)) or '(none)'}")
         out[key] = _convert(value.strip(), types[key], key)
     return out

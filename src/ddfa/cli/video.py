@@ -112,8 +112,10 @@ def run(args: argparse.Namespace) -> int:
     source = VideoSource(args.input, fps=args.fps, max_frames=args.max_frames)
     mode: SmoothMode = args.smooth or ("causal" if source.kind == "camera" else "offline")
     options = replace(options, smoothing=replace(smoothing, mode=mode))
+    from .main import detector_options_from_args
+
     aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
-                          backend=args.backend)
+                          backend=args.backend, detector_options=detector_options_from_args(args))
     summary = process_video(source, args.output, records=records, aligner=aligner, options=options)
     written = [str(p) for p in (summary.output, summary.records) if p is not None and Path(p).is_file()]
     if summary.output is not None and summary.frames == 0 and str(summary.output) in written:

@@ -7,6 +7,11 @@ Schema (``ddfa align``)::
      "pose_convention": "AFLW2000-3D: degrees; yaw>0 face turned to image left, pitch>0 chin up, roll>0 clockwise",
      "faces": [{"box": [x1, y1, x2, y2], "score": s, "roi_box": [sx, sy, ex, ey],
                 "params": [62 floats], "landmarks_68": [[x, y, z] x 68],
+                "pose": {"yaw": .., "pitch": .., "roll": ..},
+                "keypoints_5": [[x, y] x 5]}, ...]}
+
+``keypoints_5`` (schema 1.1) is written when the detector gives 5 facial points (YuNet,
+CenterFace): the person's right eye, left eye, nose tip, right and left mouth corners.
                 "pose": {"yaw": .., "pitch": .., "roll": ..}}, ...]}
 
 JSON has no NaN: a number that is not finite is written as ``null`` (:func:`write_json`).
@@ -74,8 +79,9 @@ def read_mapping(path: str | os.PathLike, parse: Callable[[str], Any],
 
 
 #: version of the layout of every JSON document ddfa writes (``"schema_version"`` key);
-#: bumped whenever a key is renamed, removed or changes meaning.
-SCHEMA_VERSION = "1.0"
+#: bumped whenever a key is renamed, removed or changes meaning (the minor number when a key
+#: is added: 1.1 added ``keypoints_5``).
+SCHEMA_VERSION = "1.1"
 
 
 def json_ready(data: Any) -> Any:

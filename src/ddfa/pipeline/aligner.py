@@ -14,8 +14,8 @@ from typing import Any, Literal, get_args
 import numpy as np
 
 from ..assets.store import AssetsLike, AssetStore
-from ..boxes import landmark_boxes
-from ..detect.base import Detections, create_detector
+from ..boxes import FACEBOXES_ROI, RoiMapping, landmark_boxes
+from ..detect.base import DEFAULT_DETECTOR, Detections, create_detector
 from ..errors import InputError, LimitError
 from ..face import Face, Pose
 from ..io.image import DEFAULT_LIMITS, InputLimits, read_image, to_bgr_uint8
@@ -87,9 +87,12 @@ class FaceAligner:
     Args:
         model: regressor name (``"mb05"``, ``"mb1"``, ``"3ddfa-v1"``, or one added with
             :func:`~ddfa.register_model`), a checkpoint path, or a :class:`~ddfa.nets.Regressor`.
-        detector: detector plug-in name (``"faceboxes"``, or one added with
+        detector: detector plug-in name (``"yunet"``, the default; ``"centerface"``,
+            ``"faceboxes"`` (3DDFA_V2's, bit-identical to the original), or one added with
             :func:`~ddfa.register_detector`), a :class:`~ddfa.detect.Detector`, a callable
-            ``image -> (K, 4|5) boxes``, or None / ``"none"`` (then boxes must be given).
+            ``image -> (K, 4|5) boxes``, or None / ``"none"`` (then boxes must be given). Each
+            plug-in's boxes become rois by its own ``roi_mapping`` (:class:`~ddfa.boxes.RoiMapping`;
+            FaceBoxes' rule for detectors without one).
         base_options: the runtime context (:class:`~ddfa.BaseOptions`: assets, device, backend,
             threads), shared by the regressor and the detector.
         assets, device, backend, threads, precision: shorthands overriding fields of
@@ -100,7 +103,7 @@ class FaceAligner:
         options: default :class:`AlignOptions`; keyword arguments ``crop_policy``,
             ``max_faces``, ``dense``, ``channels`` override its fields.
         detector_options: the detector plug-in's options, as its options dataclass or a mapping
-            by field name (e.g. ``{"score_threshold": 0.6}``).
+            by field name (e.g. ``{"score_threshold": 0.6, "det_size": 960}``).
 
     Example:
         >>> aligner = FaceAligner(assets="../shared/assets")
@@ -111,7 +114,7 @@ class FaceAligner:
     def __init__(
         self,
         model: str | os.PathLike | Regressor = "mb05",
-        detector: Any = "faceboxes",
+        detector: Any = DEFAULT_DETECTOR,
         *,
         base_options: BaseOptions | None = None,
         assets: AssetsLike = None,
@@ -142,6 +145,18 @@ class FaceAligner:
         return self.base_options.assets
 
     @property
+    def roi_mapping(self) -> RoiMapping:
+        """The detector's box-to-roi rule (:class:`~ddfa.boxes.RoiMapping`): its own
+        ``roi_mapping`` attribute, or 3DDFA_V2's FaceBoxes rule when it has none."""
+        mapping = getattr(self.detector, "roi_mapping", None)
+        return mapping if isinstance(mapping, RoiMapping) else FACEBOXES_ROI
+
+    def rois_from_detections(self, detections: Detections) -> np.ndarray:
+        """(K, 4) float32 roi boxes of detections of this aligner's detector (its
+        :attr:`roi_mapping`, with the 5 points when the detections carry them)."""
+        return roi_from_box(detections.boxes, self.roi_mapping, detections.keypoints)
+
+    @property
     def device(self) -> str:
         return self.base_options.device
 
@@ -158,7 +173,9 @@ class FaceAligner:
             image: a path, or an (H, W, 3) uint8 BGR array (gray, BGRA, 16-bit and float
                 arrays are converted).
             boxes: optional (K, 4) or (K, 5) face boxes ``(x1, y1, x2, y2[, score])`` in image
-                pixels; skips detection.
+                pixels, turned into rois by 3DDFA_V2's FaceBoxes rule; or a
+                :class:`~ddfa.detect.Detections` of this aligner's detector (e.g. from
+                :meth:`detect`), turned into rois by its :attr:`roi_mapping`. Skips detection.
             **options: overrides of :class:`AlignOptions` fields for this call.
 
         Returns:
@@ -177,22 +194,23 @@ class FaceAligner:
         if boxes is not None and len(boxes) != len(images):
             raise InputError(f"got {len(boxes)} box lists for {len(images)} images")
         arrays = [self._load(image, opts.channels, f"images[{i}]", opts.limits) for i, image in enumerate(images)]
-        detections = [self.detect(arr) if boxes is None
-                      else check_boxes(boxes[i], arr.shape, opts.limits, f"boxes[{i}]")
+        detections = [(self.detect(arr), self.roi_mapping) if boxes is None
+                      else self._given(boxes[i], arr.shape, opts.limits, f"boxes[{i}]")
                       for i, arr in enumerate(arrays)]
-        detections = [d.top(opts.max_faces) for d in detections]
-        counts = [len(d) for d in detections]
+        detections = [(d.top(opts.max_faces), mapping) for d, mapping in detections]
+        counts = [len(d) for d, _ in detections]
         image_index = np.repeat(np.arange(len(arrays)), counts)
         if not image_index.size:
             return [[] for _ in arrays]
-        det_boxes = np.concatenate([d.boxes for d in detections])
-        scores = np.concatenate([d.scores for d in detections])
-        rois = roi_from_box(det_boxes)
+        det_boxes = np.concatenate([d.boxes for d, _ in detections])
+        scores = np.concatenate([d.scores for d, _ in detections])
+        keypoints = [None if d.keypoints is None else d.keypoints[k] for d, _ in detections for k in range(len(d))]
+        rois = np.concatenate([roi_from_box(d.boxes, mapping, d.keypoints) for d, mapping in detections])
         params, landmarks = self._regress(arrays, image_index, rois)
         if opts.crop_policy == "landmarks":
             rois = roi_from_landmarks(landmarks)
             params, landmarks = self._regress(arrays, image_index, rois)
-        faces = self._make_faces(params, landmarks, rois, det_boxes, scores, image_index, opts.dense)
+        faces = self._make_faces(params, landmarks, rois, det_boxes, scores, image_index, opts.dense, keypoints)
         out: list[list[Face]] = [[] for _ in arrays]
         for face in faces:
             out[face.image_index].append(face)
@@ -203,6 +221,15 @@ class FaceAligner:
         if self.detector is None:
             raise InputError("this FaceAligner has no detector: pass boxes=...")
         return self.detector.detect(self._load(image, channels or self.options.channels))
+
+    def _given(self, boxes, shape: tuple[int, ...], limits: InputLimits, source: str) -> tuple[Detections, RoiMapping]:
+        """Given boxes (checked against the image and the limits) and the rule that turns them
+        into rois: a :class:`Detections` from this aligner's detector uses its mapping, plain
+        boxes 3DDFA_V2's FaceBoxes rule."""
+        if isinstance(boxes, Detections):
+            check_boxes(boxes.boxes, shape, limits, source)
+            return boxes, self.roi_mapping
+        return check_boxes(boxes, shape, limits, source), FACEBOXES_ROI
 
     def align_rois(self, image, roi_boxes, *, dense: bool = False, boxes=None, scores=None) -> list[Face]:
         """Regress faces from given roi boxes (the tracking step of video: rois from landmarks).
@@ -240,7 +267,7 @@ class FaceAligner:
         landmarks = model_to_image(self.morphable_model.landmarks(params), rois).astype(np.float32)
         return params, landmarks
 
-    def _make_faces(self, params, landmarks, rois, boxes, scores, image_index, dense) -> list[Face]:
+    def _make_faces(self, params, landmarks, rois, boxes, scores, image_index, dense, keypoints=None) -> list[Face]:
         angles = pose_angles(params)
         vertices = None
         if dense:
@@ -255,6 +282,7 @@ class FaceAligner:
                 landmarks=landmarks[k],
                 pose=Pose(*(float(a) for a in angles[k])),
                 image_index=int(image_index[k]),
+                keypoints5=None if keypoints is None or keypoints[k] is None else keypoints[k].astype(np.float32),
                 model=self.morphable_model,
                 assets=self.base_options.assets,
             )

@@ -18,8 +18,8 @@
    the face in front of it.
 3. *Detect* on the first frame, every ``detect_every`` frames after the last detection, and
    on any frame with an uncertain track. Detections are matched to tracks by the IoU of their
-   rois (:func:`~ddfa.pipeline.crop.roi_from_box` vs the track's landmark roi), with the
-   Hungarian method (``scipy.optimize.linear_sum_assignment``), accepting IoU >=
+   rois (by the detector's own box-to-roi rule, ``FaceAligner.rois_from_detections``) with the
+   tracks' landmark rois, by the Hungarian method (``scipy.optimize.linear_sum_assignment``), accepting IoU >=
    ``match_iou``. A matched track is confirmed (its detection score is kept); if the match is
    loose (IoU < ``reanchor_iou``, e.g. after fast motion) the track is re-aligned from the
    detection box (two-step: box, then landmark crop). An unmatched *uncertain* track ends
@@ -54,7 +54,7 @@ from ..boxes import box_iou
 from ..errors import InputError
 from ..face import Face
 from ..io.image import to_bgr_uint8
-from ..pipeline.crop import roi_from_box, roi_from_landmarks
+from ..pipeline.crop import roi_from_landmarks
 from .io import SourceLike, VideoSource, iter_frames
 from .options import SmoothingLike, TrackerOptions, smoothing_options
 from .smoothing import FaceSmoother, carry_boxes
@@ -323,7 +323,7 @@ class VideoTracker:
 
         opts = self.options
         detections = self.aligner.detect(image)
-        det_rois = roi_from_box(detections.boxes)
+        det_rois = self.aligner.rois_from_detections(detections)
         matched_det: dict[int, int] = {}  # track position -> detection index
         reanchor: list[tuple[int, int]] = []
         if self.active and len(detections):
@@ -342,7 +342,7 @@ class VideoTracker:
         to_align = [c for _, c in reanchor] + fresh
         aligned: dict[int, Face] = {}
         if to_align:
-            boxes = np.concatenate([detections.boxes[to_align], detections.scores[to_align, None]], axis=1)
+            boxes = detections.select(to_align)  # rois by the detector's own box-to-roi rule
             for d, face in zip(to_align, self.aligner(image, boxes=boxes, crop_policy="landmarks")):
                 aligned[d] = face
         confirmed: set[int] = set()

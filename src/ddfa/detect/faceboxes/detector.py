@@ -22,6 +22,7 @@ import numpy as np
 
 from ...assets.safe_pickle import load_torch_checkpoint
 from ...assets.store import AssetsLike
+from ...boxes import FACEBOXES_ROI
 from ...caching import ContentCache
 from ...errors import AssetError
 from ...nets.engines import choose_backend, resolve_precision
@@ -85,6 +86,8 @@ class FaceBoxesDetector:
     """
 
     name = "faceboxes"
+    #: 3DDFA_V2's box-to-roi rule, fitted by its authors to these boxes (bit-identical crops)
+    roi_mapping = FACEBOXES_ROI
 
     def __init__(self, assets: AssetsLike = None, *, base_options: BaseOptions | None = None,
                  device: str | None = None, backend: Backend | None = None, threads: int | None = None,
