@@ -95,10 +95,12 @@ def aligner(assets_dir):
 
 @pytest.fixture(scope="session")
 def default_aligner(assets_dir):
-    """The default FaceAligner (mb05 + YuNet, the "auto" engine and precision), as users get it."""
+    """The default FaceAligner (mb05 + YuNet, the "auto" engine) in float32, the numbers that
+    ``ddfa align --precision f32`` gives (the precisions themselves are tested in test_engines
+    and the parity tests)."""
     import ddfa
 
-    return ddfa.FaceAligner(assets=assets_dir)
+    return ddfa.FaceAligner(assets=assets_dir, precision="f32")
 
 
 from engines import ENGINES  # noqa: E402  (tests/engines.py: the engine matrix)

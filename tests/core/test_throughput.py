@@ -75,7 +75,8 @@ def test_align_folder_in_either_mode(tmp_path, assets_dir, sequential_flag, caps
 
     folder = assets_dir / "3DDFA_V2/examples/inputs"
     argv = ["align", str(folder), "--output", str(tmp_path), "--assets", str(assets_dir), "--quiet",
-            "--outputs", "none", "--precision", "f32"] + (["--sequential"] if sequential_flag else [])
+            "--outputs", "none", "--precision", "f32", "--detector", "faceboxes"] + (
+        ["--sequential"] if sequential_flag else [])
     assert main(argv) == 0
     assert "3 image(s) aligned, 6 face(s) found, 0 failure(s)" in capsys.readouterr().out
     counts = {p.name: len(json.loads(p.read_text())["faces"]) for p in tmp_path.glob("*.json")}
