@@ -4,7 +4,8 @@ Usage::
 
     python benchmarks/bench_coldstart.py --assets ../shared/assets [--runs 9] [--photo PATH]
 
-Runs the command ``--runs`` times per engine in fresh processes, the engines taking turns
+Runs the command (with ``--overwrite``: a re-run would otherwise skip the photo as done) ``--runs``
+times per engine in fresh processes, the engines taking turns
 (after one untimed run each, which fills the caches), and prints the median wall time of the
 whole process (interpreter start to exit), with ``python -c pass`` and ``import ddfa`` measured
 the same way for scale, and which heavy modules each process imported.
@@ -54,14 +55,14 @@ def main() -> None:
         for engine in args.engines:
             commands[f"ddfa align ({engine})"] = [
                 py, "-c", CHECK + "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))",
-                "align", photo, "--assets", assets, "--outputs", "none", "--output", out, "--quiet",
+                "align", photo, "--assets", assets, "--outputs", "none", "--output", out, "--quiet", "--overwrite",
                 "--backend", engine]
         envs: dict[str, dict] = {}
         if args.compare_src:
             name = f"ddfa align ({args.compare_src})"
             run_main = "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))"
             commands[name] = [py, "-c", CHECK + run_main, "align", photo, "--assets", assets, "--outputs", "none",
-                              "--output", out, "--quiet"]
+                              "--output", out, "--quiet", "--overwrite"]
             envs[name] = {"PYTHONPATH": args.compare_src}
         for name, argv in commands.items():  # fill the caches; not timed
             timed(argv, envs.get(name))

@@ -5,11 +5,12 @@ Usage::
     python benchmarks/bench_throughput.py --assets ../shared/assets \
         --photos ../shared/data/aflw2000-3d/AFLW2000-full [--count 300] [--rounds 3] [--outputs 2d_sparse]
 
-Each round processes the first ``--count`` photos of the folder twice, with the same aligner
-and the same writing as ``ddfa align`` (JSON + ``--outputs``): sequentially
-(:func:`ddfa.pipeline.throughput.sequential`: decode, align, write, one after another) and
-pipelined (:func:`~ddfa.pipeline.throughput.pipelined`: three threads); rounds alternate the
-order. Printed per round and as medians: images/s of each, the per-image medians of the three
+Each round processes the first ``--count`` photos of the folder twice, with the same writing
+as ``ddfa align`` (JSON + ``--outputs``): sequentially (:func:`ddfa.pipeline.throughput.sequential`:
+decode, align, write, one after another; the engine on all cores) and pipelined
+(:func:`~ddfa.pipeline.throughput.pipelined`: three threads; the engine on all cores but one,
+:func:`~ddfa.pipeline.throughput.pipeline_threads`, as ``ddfa align`` does); rounds alternate
+the order. Printed per round and as medians: images/s of each, the per-image medians of the three
 stages and their sum (what a sequential run is bound by), and the pipelined speed's ratio to it.
 """
 
@@ -24,7 +25,7 @@ from pathlib import Path
 import ddfa
 from ddfa.io.image import read_image
 from ddfa.io.results import image_result, write_json
-from ddfa.pipeline.throughput import pipelined, sequential
+from ddfa.pipeline.throughput import pipeline_threads, pipelined, sequential
 from ddfa.render.outputs import check_output_names, write_outputs
 
 
@@ -57,14 +58,18 @@ def main() -> None:
     photos = sorted(Path(args.photos).glob("*.jpg"))[: args.count]
     outputs = check_output_names([] if args.outputs == "none" else args.outputs.split(","))
     aligner = ddfa.FaceAligner(assets=args.assets, backend=args.backend, threads=args.threads)
-    aligner(str(photos[0]))  # warm-up (compiles)
+    # as ddfa align does in throughput mode: the engine leaves a core to reading and writing
+    pipe_threads = args.threads or pipeline_threads()
+    pipe_aligner = ddfa.FaceAligner(assets=args.assets, backend=args.backend, threads=pipe_threads)
+    aligner(str(photos[0])), pipe_aligner(str(photos[0]))  # warm-up (compiles)
     rates: dict[str, list[float]] = {"sequential": [], "pipelined": []}
     stage_rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for r in range(args.rounds):
             order = [("sequential", sequential), ("pipelined", pipelined)]
             for name, mode in order if r % 2 == 0 else order[::-1]:
-                rate, stages = run(mode, aligner, photos, outputs, Path(tmp))
+                rate, stages = run(mode, aligner if name == "sequential" else pipe_aligner, photos, outputs,
+                                   Path(tmp))
                 rates[name].append(rate)
                 if name == "sequential":
                     stage_rows.append(stages)
@@ -74,7 +79,8 @@ def main() -> None:
     stage = {k: statistics.median(row[k] for row in stage_rows) for k in stage_rows[0]}
     total = sum(stage.values())
     seq, pipe = statistics.median(rates["sequential"]), statistics.median(rates["pipelined"])
-    print(f"\n{len(photos)} photos, {aligner!r}, outputs: {args.outputs}, medians of {args.rounds} rounds")
+    print(f"\n{len(photos)} photos, {aligner!r}, outputs: {args.outputs}, medians of {args.rounds} rounds; "
+          f"engine threads: sequential {args.threads or 'all'}, pipelined {pipe_threads}")
     print("per image, sequential stages: " + " + ".join(f"{k} {v:.1f}" for k, v in stage.items())
           + f" = {total:.1f} ms ({1e3 / total:.1f} images/s)")
     print(f"sequential run: {seq:.1f} images/s; pipelined: {pipe:.1f} images/s "

@@ -100,8 +100,8 @@ def register(subparsers) -> argparse.ArgumentParser:
                         help=f"largest image file in MiB (default: {DEFAULT_LIMITS.max_file_size // MIB})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--sequential", action="store_true",
-                        help="one image after the other (default for several images: decoding, the networks and "
-                        "writing overlap in three threads)")
+                        help="one image after the other (default for several images: reading, the networks and "
+                        "writing overlap in three threads, the networks on all cores but one unless --threads)")
     add_common_model_options(parser)
     parser.set_defaults(func=run)
     return parser
@@ -310,7 +310,10 @@ def run(args) -> int:
     aligner = None
     if todo:
         from ..pipeline import FaceAligner
+        from ..pipeline.throughput import pipeline_threads
 
+        if len(todo) > 1 and not args.sequential and base.threads is None:
+            base = base.replace(threads=pipeline_threads())  # throughput mode: a core for reading and writing
         aligner = FaceAligner(model=args.model, detector=args.detector, base_options=base, options=options,
                               detector_options=detector_options)
     # 5. the images; the run record whatever happens

@@ -14,6 +14,7 @@ stage failed (the other images go on), and with the seconds each stage took.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 import time
@@ -45,6 +46,12 @@ class Outcome(Generic[T]):
     result: Any = None
     error: BaseException | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+
+
+def pipeline_threads() -> int:
+    """Engine threads for throughput mode: all cores but one, which reading and writing use
+    (on a 2-core machine, measured: an engine on both cores is stalled by the other two stages)."""
+    return max(1, (os.cpu_count() or 2) - 1)
 
 
 def _timed(outcome: Outcome, stage: str, fn: Callable, *args) -> Any:
@@ -146,4 +153,4 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
             thread.join()
 
 
-__all__ = ["Outcome", "pipelined", "sequential"]
+__all__ = ["Outcome", "pipeline_threads", "pipelined", "sequential"]
