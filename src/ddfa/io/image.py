@@ -113,6 +113,17 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         data = path.read_bytes()
     except OSError as exc:
         raise ImageReadError(f"{source}: cannot read ({exc.strerror or exc})") from None
+    return decode_image(data, source)
+
+
+def decode_image(data: bytes, source: str = "image") -> np.ndarray:
+    """Decode the bytes of a photo file as :func:`read_image` does: (H, W, 3) uint8 BGR.
+
+    ``source`` names the file (path or URI) in error messages.
+
+    Raises:
+        ImageReadError: the bytes are empty, truncated, or not a decodable image.
+    """
     if not data:
         raise ImageReadError(f"{source}: empty file")
     _check_complete(data, source)

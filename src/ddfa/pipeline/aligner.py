@@ -157,6 +157,12 @@ class FaceAligner:
     def align_batch(self, images: Sequence, boxes: Sequence | None = None, **options) -> list[list[Face]]:
         """Align every face of several images; all faces share one network batch.
 
+        Args:
+            images: paths or arrays, as for :meth:`__call__`.
+            boxes: optional, one entry per image: (K, 4|5) boxes as for :meth:`__call__`, or the
+                :class:`~ddfa.detect.Detections` that :meth:`detect` returned for it (so detection
+                and regression can run in different processes, as ``ddfa batch`` does).
+
         Returns:
             For each image, its list of faces (``Face.image_index`` is the image's position).
         """
@@ -164,7 +170,9 @@ class FaceAligner:
         if boxes is not None and len(boxes) != len(images):
             raise InputError(f"got {len(boxes)} box lists for {len(images)} images")
         arrays = [self._load(image, opts.channels, f"images[{i}]") for i, image in enumerate(images)]
-        detections = [self.detect(arr) if boxes is None else Detections.from_array(boxes[i], f"boxes[{i}]")
+        detections = [self.detect(arr) if boxes is None
+                      else boxes[i] if isinstance(boxes[i], Detections)
+                      else Detections.from_array(boxes[i], f"boxes[{i}]")
                       for i, arr in enumerate(arrays)]
         detections = [d.top(opts.max_faces) for d in detections]
         counts = [len(d) for d in detections]
