@@ -192,7 +192,11 @@ def run_ray(paths: Sequence[str], spec: AlignerSpec, *, batch_size: int = 16, wo
         logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
 
         cpu_spec = spec.with_threads(1)
-        dataset = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=min(blocks, 4096))
+        import pyarrow as pa
+
+        keys = pa.array(list(paths), pa.string())
+        step = -(-len(paths) // min(blocks, 4096))  # blocks of whole batches: actors share the work
+        dataset = ray.data.from_arrow([pa.table({"path": keys.slice(i, step)}) for i in range(0, len(paths), step)])
         if regressors:
             dataset = dataset.map_batches(
                 DetectActor, fn_constructor_kwargs={"spec": cpu_spec}, batch_size=batch_size,
