@@ -19,6 +19,9 @@ import ddfa
 from ddfa.batch import list_inputs
 from ddfa.cli.main import main
 
+# Ray Data's own deprecated settings, warned about from inside Ray
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
+
 
 @pytest.fixture(scope="module")
 def ray_address():

@@ -96,7 +96,7 @@ class DetectActor:
         _ready(self.detector)
         keys = batch.column("path").to_pylist()
         items = detect_paths(self.detector, keys)
-        return pa.table({"path": pa.array(keys, pa.string()), "item": _blobs(v for _, v in items)})
+        return pa.table({"path": pa.array(keys, pa.string()), "item": _blobs((v, cpu) for _, v, cpu in items)})
 
 
 class RegressActor:
@@ -111,7 +111,7 @@ class RegressActor:
 
         _ready(self.aligner)
         keys = batch.column("path").to_pylist()
-        items = [(k, pickle.loads(b)) for k, b in zip(keys, batch.column("item").to_pylist())]
+        items = [(k, *pickle.loads(b)) for k, b in zip(keys, batch.column("item").to_pylist())]
         return pa.table({"path": pa.array(keys, pa.string()), "result": _blobs(regress_items(self.aligner, items))})
 
 

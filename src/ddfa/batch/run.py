@@ -88,6 +88,9 @@ class BatchSummary:
             ``images_with_faces``, ``images_without_faces``, ``images_failed``, ``faces``,
             ``shards``), filled when ``complete``.
         interrupted: stopped by Ctrl-C.
+        missing: inputs not in the output folder after the run (0 when ``complete``).
+        worker_cpu_seconds: CPU time the workers spent on this run's images (start-up excluded):
+            :attr:`images_per_cpu_second` is what one core does, whatever else runs on it.
     """
 
     output: str
@@ -105,6 +108,8 @@ class BatchSummary:
     last_result_seconds: float | None = None
     totals: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
+    missing: int = 0
+    worker_cpu_seconds: float = 0.0
 
     @property
     def images_per_s(self) -> float:
@@ -122,10 +127,15 @@ class BatchSummary:
         span = self.last_result_seconds - self.startup_seconds
         return (self.processed - self.first_images) / span if span > 0 else None
 
+    @property
+    def images_per_cpu_second(self) -> float | None:
+        return self.processed / self.worker_cpu_seconds if self.worker_cpu_seconds > 0 else None
+
     def to_dict(self) -> dict[str, Any]:
-        steady = self.steady_images_per_s
+        steady, per_cpu = self.steady_images_per_s, self.images_per_cpu_second
         return {**asdict(self), "images_per_s": round(self.images_per_s, 3), "faces_per_s": round(self.faces_per_s, 3),
-                "steady_images_per_s": None if steady is None else round(steady, 3)}
+                "steady_images_per_s": None if steady is None else round(steady, 3),
+                "images_per_cpu_second": None if per_cpu is None else round(per_cpu, 3)}
 
 
 def _engine(options: BatchOptions, pending: list[str], spec: AlignerSpec) -> Iterator[list[ImageResult]]:
@@ -179,11 +189,11 @@ def run_batch(inputs: str | Sequence[str], output: str, spec: AlignerSpec | None
         recorded = out.read_json(OPTIONS_FILE)
         wanted = spec.result_options()
         if recorded is not None and recorded.get("options") != wanted:
-            differ = sorted(k for k in set(wanted) | set(recorded.get("options", {}))
-                            if wanted.get(k) != recorded.get("options", {}).get(k))
-            raise InputError(f"{output}: was written with other options ({', '.join(differ)}: "
-                             f"{ {k: recorded.get('options', {}).get(k) for k in differ} }); "
-                             "use the same options to resume, or another --output")
+            before = recorded.get("options") or {}
+            differ = "; ".join(f"{k}: {before.get(k)!r} there, {wanted.get(k)!r} now"
+                               for k in sorted(set(wanted) | set(before)) if wanted.get(k) != before.get(k))
+            raise InputError(f"{output}: was written with other options ({differ}); use the same options to "
+                             "resume, or another output folder")
         if recorded is None:
             out.write_json(OPTIONS_FILE, {"ddfa_version": _version(), "options": wanted})
         out.remove(SUCCESS_FILE)
@@ -238,6 +248,7 @@ def _process(pending: list[str], out: BatchOutput, spec: AlignerSpec, options: B
             summary.faces += sum(r.num_faces for r in fresh)
             summary.no_face += sum(1 for r in fresh if r.ok and not r.num_faces)
             summary.failed += sum(1 for r in fresh if not r.ok)
+            summary.worker_cpu_seconds += sum(r.cpu_seconds for r in fresh)
             summary.seconds = time.perf_counter() - started
             bar.update(len(fresh))
             elapsed = bar.format_dict.get("elapsed") or summary.seconds
@@ -267,7 +278,8 @@ def _finish(paths: list[str], inputs, out: BatchOutput, spec: AlignerSpec, optio
     keys = set(paths)
     rows = [r for r in table.to_pylist() if r["path"] in keys]
     done = {r["path"] for r in rows}
-    summary.complete = done == keys and not summary.interrupted
+    summary.missing = len(keys - done)
+    summary.complete = not summary.missing and not summary.interrupted
     if not summary.complete:
         return
     ok = [r for r in rows if r["status"] == "ok"]
@@ -289,7 +301,8 @@ def _finish(paths: list[str], inputs, out: BatchOutput, spec: AlignerSpec, optio
         "counts": {"inputs": summary.inputs, "duplicate_inputs": summary.duplicates, **summary.totals},
         "run": {k: v for k, v in summary.to_dict().items()
                 if k in ("skipped", "processed", "faces", "no_face", "failed", "seconds", "startup_seconds",
-                         "images_per_s", "faces_per_s", "steady_images_per_s")},
+                         "images_per_s", "faces_per_s", "steady_images_per_s", "worker_cpu_seconds",
+                         "images_per_cpu_second")},
     })
 
 

@@ -15,6 +15,7 @@ the rest of the batch goes on.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -142,16 +143,28 @@ def _align_each(aligner, keys: list[str], images: list[np.ndarray], boxes: list 
     return out
 
 
+def _charge(results: list[ImageResult], start: float, carried: Sequence[float] | None = None) -> list[ImageResult]:
+    """Share the CPU seconds this process spent since ``start`` among ``results`` (plus what an
+    earlier stage ``carried`` for each), in :attr:`ImageResult.cpu_seconds`."""
+    share = (time.process_time() - start) / max(len(results), 1)
+    for i, result in enumerate(results):
+        result.cpu_seconds = share + (carried[i] if carried is not None else 0.0)
+    return results
+
+
 def align_paths(aligner, paths: Sequence[str]) -> list[ImageResult]:
     """Decode, detect and regress a batch of images (one network batch); results in input order."""
+    start = time.process_time()
     keys, images, failed = _load_all(paths)
     done = {**failed, **_align_each(aligner, keys, images, None)}
-    return [done[key] for key in paths]
+    return _charge([done[key] for key in paths], start)
 
 
-def detect_paths(detector, paths: Sequence[str]) -> list[tuple[str, Any]]:
-    """Decode and detect: for each image ``(key, (image, detections))`` or ``(key, ImageResult)``
-    when it failed (image: (H, W, 3) uint8 BGR; detections: :class:`~ddfa.detect.Detections`)."""
+def detect_paths(detector, paths: Sequence[str]) -> list[tuple[str, Any, float]]:
+    """Decode and detect: for each image ``(key, (image, detections), cpu_seconds)``, or
+    ``(key, ImageResult, cpu_seconds)`` when it failed (image: (H, W, 3) uint8 BGR; detections:
+    :class:`~ddfa.detect.Detections`; cpu_seconds: this stage's CPU time per image)."""
+    start = time.process_time()
     keys, images, failed = _load_all(paths)
     found: dict[str, Any] = {}
     for key, image in zip(keys, images):
@@ -159,17 +172,17 @@ def detect_paths(detector, paths: Sequence[str]) -> list[tuple[str, Any]]:
             found[key] = (image, detector.detect(image))
         except Exception as exc:
             found[key] = ImageResult.failure(key, exc)
-    return [(key, failed.get(key, found.get(key))) for key in paths]
+    share = (time.process_time() - start) / max(len(paths), 1)
+    return [(key, failed.get(key, found.get(key)), share) for key in paths]
 
 
-def regress_items(aligner, items: Sequence[tuple[str, Any]]) -> list[ImageResult]:
+def regress_items(aligner, items: Sequence[tuple[str, Any, float]]) -> list[ImageResult]:
     """Regress the detected faces of :func:`detect_paths`'s output (one network batch)."""
-    keys = [k for k, v in items if not isinstance(v, ImageResult)]
-    images = [v[0] for k, v in items if not isinstance(v, ImageResult)]
-    boxes = [v[1] for k, v in items if not isinstance(v, ImageResult)]
-    done = {k: v for k, v in items if isinstance(v, ImageResult)}
-    done.update(_align_each(aligner, keys, images, boxes))
-    return [done[key] for key, _ in items]
+    start = time.process_time()
+    todo = [(k, v) for k, v, _ in items if not isinstance(v, ImageResult)]
+    done = {k: v for k, v, _ in items if isinstance(v, ImageResult)}
+    done.update(_align_each(aligner, [k for k, _ in todo], [v[0] for _, v in todo], [v[1] for _, v in todo]))
+    return _charge([done[key] for key, _, _ in items], start, [cpu for _, _, cpu in items])
 
 
 def cpu_count() -> int:

@@ -93,6 +93,8 @@ def run(args) -> int:
         line += f"; {summary.duplicates} duplicate input(s) ignored"
     print(line)
     totals = summary.totals
+    if not summary.complete:
+        print(f"  {summary.missing} input(s) not processed; re-run the same command to resume")
     if summary.complete:
         print(f"  {args.output}: {totals['images']} image(s), {totals['faces']} face(s), "
               f"{totals['images_without_faces']} without a face, {totals['images_failed']} failed "

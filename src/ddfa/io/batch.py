@@ -154,6 +154,8 @@ class ImageResult:
         landmarks: (K, 68, 3) float32 landmarks in the image frame.
         pose: (K, 3) float64 yaw, pitch, roll in degrees.
         error_class, message: the exception class and one-line message of a failed image.
+        cpu_seconds: CPU time its worker spent on it (its share of the batch; not written to the
+            tables, summed into the run's accounting).
     """
 
     path: str
@@ -168,6 +170,7 @@ class ImageResult:
     pose: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float64))
     error_class: str | None = None
     message: str | None = None
+    cpu_seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
