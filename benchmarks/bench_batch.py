@@ -4,7 +4,7 @@ the same photos in one run, and the scaling from 1 to 2 workers.
 Usage::
 
     python benchmarks/bench_batch.py [--data DIR] [--num 300] [--assets DIR] [--workers 1,2]
-                                     [--address HEAD:6379] [--batch-size 16] [--small N]
+                                     [--address HEAD:6379] [--batch-size 16]
 
 Every configuration runs as its own ``ddfa`` command (a fresh process, as a user runs it) on the
 first ``--num`` photos of ``--data`` (default: 300 AFLW2000-3D full photos, 450x450, mostly one
@@ -13,10 +13,11 @@ then ``ddfa batch photos.txt`` (a list of the same photos) with each engine and 
 each batch worker running its networks on ``--threads`` threads (default 1: a worker is a core).
 
 Printed per command: wall time and images/s on all photos (start-up included: importing torch,
-starting workers or Ray, loading models), and what a long run sees: start-up seconds and
-images/s after start-up, from the difference between the full run and a run of the same command
-on the first ``--small`` photos, and images per CPU second from the same difference in CPU time
-(user + system of the command and the processes it started). Scaling = images/s after start-up
+starting workers or Ray, loading models); images/s once every worker runs (``ddfa batch``'s
+steady rate from ``_SUCCESS``: from the first result of the last worker to start to the last
+result; for ``ddfa align``, its per-image loop timed in this process after a warm-up); and images
+per CPU second of the workers (``ddfa batch``'s own accounting of the CPU time its workers spent
+on the photos: what one core does, whatever else runs on the machine). Scaling = steady images/s
 with the most workers / with one.
 
 With ``--address`` the Ray runs use that cluster (``--workers`` is then the number of CPU actors,
@@ -62,6 +63,19 @@ def run(command: list[str]) -> tuple[float, float]:
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
+def steady_align(files: list[Path], assets: str | None) -> tuple[float, float]:
+    """``ddfa align``'s per-image loop in this process, after a warm-up: (images/s, images per CPU s)."""
+    import ddfa
+
+    aligner = ddfa.FaceAligner(assets=assets)
+    for path in files[:5]:
+        aligner(str(path))
+    start, cpu = time.perf_counter(), time.process_time()
+    for path in files:
+        aligner(str(path))
+    return len(files) / (time.perf_counter() - start), len(files) / (time.process_time() - cpu)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=str(REPO.parent / "shared/data/aflw2000-3d/AFLW2000-full"),
@@ -74,76 +88,66 @@ def main() -> None:
                         help="inference threads per batch worker (default: 1, so that N workers use N cores)")
     parser.add_argument("--address", default=None, help="Ray cluster for the ray runs (default: a local Ray)")
     parser.add_argument("--engines", default="local,ray", help="batch engines to run (default: local,ray)")
-    parser.add_argument("--small", type=int, default=None,
-                        help="photos of the short run whose difference gives start-up and rates (default: "
-                        "2 x batch size x most workers)")
     parser.add_argument("--out", default=str(REPO / "out/bench_batch"))
     args = parser.parse_args()
 
     files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:args.num]
+    if len(files) < args.num:
+        sys.exit(f"{args.data}: only {len(files)} photos, asked for {args.num}")
     workers = [int(w) for w in args.workers.split(",")]
-    small = args.small or 2 * args.batch_size * max(workers)
-    if len(files) < args.num or small >= len(files):
-        sys.exit(f"{args.data}: {len(files)} photos; need --num ({args.num}) of them and more than --small ({small})")
+    engines = [e for e in args.engines.split(",") if e]
     out = Path(args.out)
     shutil.rmtree(out, ignore_errors=True)
     out.mkdir(parents=True)
-    lists = {}
-    for count in (small, len(files)):  # the same photos for every command: a list file for ddfa batch
-        lists[count] = out / f"photos_{count}.txt"
-        lists[count].write_text("".join(f"{path.resolve()}\n" for path in files[:count]))
+    photos = out / "photos.txt"  # the same photos for every command: a list file for ddfa batch
+    photos.write_text("".join(f"{path.resolve()}\n" for path in files))
     ddfa_cmd = [sys.executable, "-m", "ddfa.cli.main"]
     common = ["--assets", args.assets, "--quiet"]
-    engines = [e for e in args.engines.split(",") if e]
     print(f"{len(files)} photos from {args.data}; {cpu_name()}, {os.cpu_count()} cores; "
           f"load average at start {os.getloadavg()[0]:.2f}; Python {platform.python_version()}")
 
-    def measure(name: str, count: str, command) -> dict:
-        """Run on ``small`` and on all photos: wall, CPU, and the marginal rates between them."""
-        runs = {n: run(command(n)) for n in (small, len(files))}
-        (wall_s, cpu_s), (wall, cpu) = runs[small], runs[len(files)]
-        extra = len(files) - small
-        rate = extra / (wall - wall_s) if wall > wall_s else float("nan")
-        return {"name": name, "workers": count, "wall": wall, "cpu": cpu, "rate_wall": len(files) / wall,
-                "rate": rate, "per_cpu": extra / (cpu - cpu_s) if cpu > cpu_s else float("nan"),
-                "startup": wall_s - small / rate}
-
-    rows = [measure("ddfa align", "-", lambda n: [*ddfa_cmd, "align", *(str(p.resolve()) for p in files[:n]),
-                                                   "--output", str(out / f"align_{n}"), "--outputs", "none", *common])]
+    wall, cpu = run([*ddfa_cmd, "align", *(str(p.resolve()) for p in files), "--output", str(out / "align"),
+                     "--outputs", "none", *common])
+    steady, per_cpu = steady_align(files, args.assets)
+    rows = [{"name": "ddfa align", "workers": "-", "wall": wall, "cpu": cpu, "steady": steady, "per_cpu": per_cpu}]
     for engine in engines:
         for count in workers:
-            def command(n: int, engine: str = engine, count: int = count) -> list[str]:
-                cmd = [*ddfa_cmd, "batch", str(lists[n]), "--output", str(out / f"batch_{engine}_{count}_{n}"),
-                       "--engine", engine, "--workers", str(count), "--threads", str(args.threads),
-                       "--batch-size", str(args.batch_size), *common]
-                return cmd + (["--address", args.address] if engine == "ray" and args.address else [])
-
-            rows.append(measure(f"ddfa batch --engine {engine}", str(count), command))
-            success = json.loads((out / f"batch_{engine}_{count}_{len(files)}" / "_SUCCESS").read_text())
+            target = out / f"batch_{engine}_{count}"
+            command = [*ddfa_cmd, "batch", str(photos), "--output", str(target), "--engine", engine,
+                       "--workers", str(count), "--threads", str(args.threads), "--batch-size", str(args.batch_size),
+                       *common]
+            if engine == "ray" and args.address:
+                command += ["--address", args.address]
+            wall, cpu = run(command)
+            success = json.loads((target / "_SUCCESS").read_text())
             assert success["counts"]["images"] == len(files), success["counts"]
-            rows[-1]["worker_cpu"] = success["run"]["images_per_cpu_second"]
+            rows.append({"name": f"ddfa batch --engine {engine}", "workers": str(count), "wall": wall, "cpu": cpu,
+                         "steady": success["run"]["steady_images_per_s"],
+                         "per_cpu": success["run"]["images_per_cpu_second"],
+                         "seen": success["run"]["workers_seen"]})
 
-    print(f"{'command':<26}{'workers':>8}{'wall s':>8}{'img/s':>7}{'start-up s':>11}{'img/s after':>12}"
-          f"{'img per':>9}{'img per':>9}{'CPU s':>7}")
-    print(f"{'':<26}{'':>8}{'':>8}{'':>7}{'':>11}{'start-up':>12}{'CPU s':>9}{'wkr CPU s':>9}{'':>7}")
+    def fmt(value) -> str:
+        return f"{value:.1f}" if value else "-"
+
+    print(f"{'command':<26}{'workers':>8}{'wall s':>8}{'img/s':>7}{'img/s steady':>13}{'img per CPU s':>14}"
+          f"{'CPU s':>7}")
     for r in rows:
-        worker = f"{r['worker_cpu']:.1f}" if r.get("worker_cpu") else "-"
-        print(f"{r['name']:<26}{r['workers']:>8}{r['wall']:>8.1f}{r['rate_wall']:>7.1f}{r['startup']:>11.1f}"
-              f"{r['rate']:>12.1f}{r['per_cpu']:>9.1f}{worker:>9}{r['cpu']:>7.1f}")
-    print(f"(wall s, img/s, CPU s: all {len(files)} photos, start-up included; start-up s and img/s after start-up: "
-          f"from the difference with a run on the first {small}; img per CPU s: the same difference in CPU time "
-          "(user + system of the command and the processes it started and reaped; Ray's own processes count "
-          "only when the command started them); img per wkr CPU s: images per CPU second the batch workers "
-          "spent on them (ddfa batch's own accounting, start-up excluded; what one core does, whatever else "
-          "runs on the machine))")
+        print(f"{r['name']:<26}{r['workers']:>8}{r['wall']:>8.1f}{len(files) / r['wall']:>7.1f}"
+              f"{fmt(r['steady']):>13}{fmt(r['per_cpu']):>14}{r['cpu']:>7.1f}")
+    print(f"(wall s, img/s, CPU s: the whole command on {len(files)} photos, start-up included; CPU s counts the "
+          "command and the processes it started and reaped. img/s steady: once every worker runs. img per CPU s: "
+          "per CPU second the workers spent on the photos, start-up excluded)")
     for engine in engines:
         by_count = {int(r["workers"]): r for r in rows if r["name"].endswith(engine)}
         lo, hi = min(by_count), max(by_count)
         if hi > lo:
-            print(f"scaling {engine} {lo} -> {hi} workers: {by_count[hi]['rate'] / by_count[lo]['rate']:.2f}x "
-                  f"images/s after start-up, {by_count[hi]['rate_wall'] / by_count[lo]['rate_wall']:.2f}x overall")
+            a, b = by_count[lo], by_count[hi]
+            steady_text = f"{b['steady'] / a['steady']:.2f}x" if a["steady"] and b["steady"] else "-"
+            print(f"scaling {engine} {lo} -> {hi} workers: {steady_text} steady images/s "
+                  f"({b['seen']} worker(s) sent results), {a['wall'] / b['wall']:.2f}x whole command")
     for r in rows[1:]:
-        print(f"{r['name']} x{r['workers']}: {r['rate'] / rows[0]['rate']:.2f}x ddfa align's images/s after start-up")
+        if r["steady"]:
+            print(f"{r['name']} x{r['workers']}: steady {r['steady'] / rows[0]['steady']:.2f}x ddfa align's loop")
 
 
 if __name__ == "__main__":

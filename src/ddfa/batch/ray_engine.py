@@ -181,8 +181,14 @@ def run_ray(paths: Sequence[str], spec: AlignerSpec, *, batch_size: int = 16, wo
         regressors = regress_workers if regress_workers is not None else (gpus if cuda else 0)
         if cuda and regressors < 1:
             raise InputError("--device cuda needs at least one regression actor (--regress-workers)")
+        cpu_spec = spec.with_threads(1)
+        threads = cpu_spec.threads or 1
         blocks = -(-len(paths) // batch_size)
-        detectors = max(1, min(workers or cpus - regressors, blocks))
+        free = max(1, (cpus - regressors) // threads)  # CPU actors that fit in the cluster now
+        detectors = max(1, min(workers or free, blocks))
+        # all of them from the start when they fit (Ray Data's pool would otherwise grow lazily);
+        # more than fit: start with what fits, grow as an autoscaling cluster adds nodes
+        pool = ActorPoolStrategy(min_size=min(detectors, free), max_size=detectors)
         context = DataContext.get_current()
         context.enable_progress_bars = False  # ddfa draws its own
         context.print_on_execution_start = False
@@ -191,7 +197,6 @@ def run_ray(paths: Sequence[str], spec: AlignerSpec, *, batch_size: int = 16, wo
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         logging.getLogger("ray.data._internal.progress").setLevel(logging.ERROR)  # "progress bars disabled"
 
-        cpu_spec = spec.with_threads(1)
         import pyarrow as pa
 
         keys = pa.array(list(paths), pa.string())
@@ -200,15 +205,15 @@ def run_ray(paths: Sequence[str], spec: AlignerSpec, *, batch_size: int = 16, wo
         if regressors:
             dataset = dataset.map_batches(
                 DetectActor, fn_constructor_kwargs={"spec": cpu_spec}, batch_size=batch_size,
-                batch_format="pyarrow", compute=ActorPoolStrategy(min_size=1, max_size=detectors), num_cpus=1)
+                batch_format="pyarrow", compute=pool, num_cpus=threads)
             dataset = dataset.map_batches(
                 RegressActor, fn_constructor_kwargs={"spec": cpu_spec}, batch_size=batch_size,
-                batch_format="pyarrow", compute=ActorPoolStrategy(min_size=1, max_size=regressors),
-                num_cpus=1, num_gpus=1 if cuda else 0)
+                batch_format="pyarrow", compute=ActorPoolStrategy(size=regressors),
+                num_cpus=threads, num_gpus=1 if cuda else 0)
         else:
             dataset = dataset.map_batches(
                 AlignActor, fn_constructor_kwargs={"spec": cpu_spec}, batch_size=batch_size,
-                batch_format="pyarrow", compute=ActorPoolStrategy(min_size=1, max_size=detectors), num_cpus=1)
+                batch_format="pyarrow", compute=pool, num_cpus=threads)
         try:
             for batch in dataset.iter_batches(batch_size=None, batch_format="pyarrow"):
                 yield [pickle.loads(blob) for blob in batch.column("result").to_pylist()]

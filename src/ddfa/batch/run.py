@@ -82,8 +82,10 @@ class BatchSummary:
             failed images.
         seconds: this run's wall time; ``startup_seconds``: until the first result arrived
             (listing, starting workers and loading models, and the first batch).
-        first_images, last_result_seconds: images of the first result, time of the last one
-            (for :attr:`steady_images_per_s`).
+        workers_seen: worker processes that sent results.
+        steady_since_seconds, steady_since_images: when the last worker to start sent its first
+            result, and the images received by then; ``last_result_seconds``: time of the last
+            result (for :attr:`steady_images_per_s`).
         totals: counts over the output folder for these inputs (``images``,
             ``images_with_faces``, ``images_without_faces``, ``images_failed``, ``faces``,
             ``shards``), filled when ``complete``.
@@ -104,7 +106,9 @@ class BatchSummary:
     failed: int = 0
     seconds: float = 0.0
     startup_seconds: float | None = None
-    first_images: int = 0
+    workers_seen: int = 0
+    steady_since_seconds: float | None = None
+    steady_since_images: int = 0
     last_result_seconds: float | None = None
     totals: dict[str, int] = field(default_factory=dict)
     interrupted: bool = False
@@ -121,11 +125,13 @@ class BatchSummary:
 
     @property
     def steady_images_per_s(self) -> float | None:
-        """Images per second once every worker runs: from the first result to the last."""
-        if self.startup_seconds is None or self.last_result_seconds is None:
+        """Images per second once every worker runs (start-up excluded): from the first result of
+        the last worker to start to the last result; None when nothing came after it."""
+        if self.steady_since_seconds is None or self.last_result_seconds is None:
             return None
-        span = self.last_result_seconds - self.startup_seconds
-        return (self.processed - self.first_images) / span if span > 0 else None
+        span = self.last_result_seconds - self.steady_since_seconds
+        count = self.processed - self.steady_since_images
+        return count / span if span > 0 and count > 0 else None
 
     @property
     def images_per_cpu_second(self) -> float | None:
@@ -219,6 +225,7 @@ def _process(pending: list[str], out: BatchOutput, spec: AlignerSpec, options: B
     run_id = datetime.now(UTC).strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
     wanted = set(pending)
     received: set[str] = set()
+    workers: set[str] = set()
     buffer: list[ImageResult] = []
     seq = 0
     last_flush = time.perf_counter()
@@ -242,9 +249,14 @@ def _process(pending: list[str], out: BatchOutput, spec: AlignerSpec, options: B
             buffer.extend(fresh)
             now = time.perf_counter() - started
             if summary.startup_seconds is None:
-                summary.startup_seconds, summary.first_images = now, len(fresh)
+                summary.startup_seconds = now
             summary.last_result_seconds = now
             summary.processed += len(fresh)
+            new_workers = {r.worker for r in fresh if r.worker} - workers
+            if new_workers:  # the pool grew: steady state starts (again) now
+                workers.update(new_workers)
+                summary.workers_seen = len(workers)
+                summary.steady_since_seconds, summary.steady_since_images = now, summary.processed
             summary.faces += sum(r.num_faces for r in fresh)
             summary.no_face += sum(1 for r in fresh if r.ok and not r.num_faces)
             summary.failed += sum(1 for r in fresh if not r.ok)
@@ -301,7 +313,7 @@ def _finish(paths: list[str], inputs, out: BatchOutput, spec: AlignerSpec, optio
         "counts": {"inputs": summary.inputs, "duplicate_inputs": summary.duplicates, **summary.totals},
         "run": {k: v for k, v in summary.to_dict().items()
                 if k in ("skipped", "processed", "faces", "no_face", "failed", "seconds", "startup_seconds",
-                         "images_per_s", "faces_per_s", "steady_images_per_s", "worker_cpu_seconds",
+                         "workers_seen", "images_per_s", "faces_per_s", "steady_images_per_s", "worker_cpu_seconds",
                          "images_per_cpu_second")},
     })
 

@@ -15,6 +15,7 @@ the rest of the batch goes on.
 from __future__ import annotations
 
 import os
+import socket
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -147,8 +148,10 @@ def _charge(results: list[ImageResult], start: float, carried: Sequence[float] |
     """Share the CPU seconds this process spent since ``start`` among ``results`` (plus what an
     earlier stage ``carried`` for each), in :attr:`ImageResult.cpu_seconds`."""
     share = (time.process_time() - start) / max(len(results), 1)
+    worker = f"{socket.gethostname()}:{os.getpid()}"
     for i, result in enumerate(results):
         result.cpu_seconds = share + (carried[i] if carried is not None else 0.0)
+        result.worker = worker
     return results
 
 

@@ -154,8 +154,8 @@ class ImageResult:
         landmarks: (K, 68, 3) float32 landmarks in the image frame.
         pose: (K, 3) float64 yaw, pitch, roll in degrees.
         error_class, message: the exception class and one-line message of a failed image.
-        cpu_seconds: CPU time its worker spent on it (its share of the batch; not written to the
-            tables, summed into the run's accounting).
+        cpu_seconds: CPU time its worker spent on it (its share of the batch), and ``worker``:
+            ``host:pid`` of that worker; not written to the tables, used for the run's accounting.
     """
 
     path: str
@@ -171,6 +171,7 @@ class ImageResult:
     error_class: str | None = None
     message: str | None = None
     cpu_seconds: float = 0.0
+    worker: str = ""
 
     @property
     def ok(self) -> bool:
