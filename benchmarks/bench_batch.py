@@ -18,7 +18,9 @@ steady rate from ``_SUCCESS``: from the first result of the last worker to start
 result; for ``ddfa align``, its per-image loop timed in this process after a warm-up); and images
 per CPU second of the workers (``ddfa batch``'s own accounting of the CPU time its workers spent
 on the photos: what one core does, whatever else runs on the machine). Scaling = steady images/s
-with the most workers / with one.
+with the most workers / with one. A control run then times 1 and N independent 1-thread
+``ddfa align`` loops at once: on a machine shared with other jobs this is the most any engine can
+scale there.
 
 With ``--address`` the Ray runs use that cluster (``--workers`` is then the number of CPU actors,
 and ``--data`` must be readable at the same path on every node); without it each Ray run starts
@@ -76,8 +78,43 @@ def steady_align(files: list[Path], assets: str | None) -> tuple[float, float]:
     return len(files) / (time.perf_counter() - start), len(files) / (time.process_time() - cpu)
 
 
+def _loop_worker(list_file: str, assets: str) -> None:
+    """One core's worth of ``ddfa align``'s loop (1 thread), for the machine-scaling control."""
+    import cv2
+    import torch
+
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    import ddfa
+
+    files = Path(list_file).read_text().split()
+    aligner = ddfa.FaceAligner(assets=assets, threads=1)
+    for path in files[:5]:
+        aligner(path)
+    start = time.perf_counter()
+    for path in files:
+        aligner(path)
+    print(len(files) / (time.perf_counter() - start))
+
+
+def machine_scaling(files: list[Path], assets: str, counts: list[int], out: Path) -> dict[int, float]:
+    """Images/s of N independent 1-thread align loops at once (N in ``counts``): what the machine
+    gives N processes, the ceiling of any engine's scaling here."""
+    result = {}
+    for count in counts:
+        lists = []
+        for i in range(count):
+            lists.append(out / f"control_{count}_{i}.txt")
+            lists[-1].write_text("\n".join(str(p.resolve()) for p in files[i::count][:150]))
+        procs = [subprocess.Popen([sys.executable, __file__, "--loop", str(f), "--assets", assets],
+                                  stdout=subprocess.PIPE, text=True) for f in lists]
+        result[count] = sum(float(proc.communicate()[0].split()[-1]) for proc in procs)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--loop", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--data", default=str(REPO.parent / "shared/data/aflw2000-3d/AFLW2000-full"),
                         help="folder of photos (default: ../shared/data/aflw2000-3d/AFLW2000-full)")
     parser.add_argument("--num", type=int, default=300, help="photos to use (default: 300)")
@@ -88,8 +125,13 @@ def main() -> None:
                         help="inference threads per batch worker (default: 1, so that N workers use N cores)")
     parser.add_argument("--address", default=None, help="Ray cluster for the ray runs (default: a local Ray)")
     parser.add_argument("--engines", default="local,ray", help="batch engines to run (default: local,ray)")
+    parser.add_argument("--no-control", dest="control", action="store_false",
+                        help="skip the control run (1 vs N independent align processes at once)")
     parser.add_argument("--out", default=str(REPO / "out/bench_batch"))
     args = parser.parse_args()
+    if args.loop:
+        _loop_worker(args.loop, args.assets)
+        return
 
     files = sorted(p for p in Path(args.data).iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[:args.num]
     if len(files) < args.num:
@@ -148,6 +190,12 @@ def main() -> None:
     for r in rows[1:]:
         if r["steady"]:
             print(f"{r['name']} x{r['workers']}: steady {r['steady'] / rows[0]['steady']:.2f}x ddfa align's loop")
+    if args.control and len(workers) > 1 and not args.address:
+        control = machine_scaling(files, args.assets, [min(workers), max(workers)], out)
+        lo, hi = min(control), max(control)
+        print(f"control: {lo} vs {hi} independent 1-thread align loops at once on this machine: "
+              f"{control[lo]:.1f} vs {control[hi]:.1f} img/s ({control[hi] / control[lo]:.2f}x, the most any "
+              f"engine can scale here; load average now {os.getloadavg()[0]:.2f})")
 
 
 if __name__ == "__main__":

@@ -140,14 +140,12 @@ def connect(address: str | None, workers: int | None) -> bool:
     ray = _ray()
     if ray.is_initialized():
         return False
-    kwargs: dict[str, Any] = {"include_dashboard": False, "logging_level": logging.WARNING,
-                              "configure_logging": True}
     if address:
-        ray.init(address=address, **kwargs)
+        ray.init(address=address, logging_level=logging.WARNING)
     elif os.environ.get("RAY_ADDRESS"):
-        ray.init(**kwargs)
+        ray.init(logging_level=logging.WARNING)
     else:
-        ray.init(num_cpus=workers, **kwargs)
+        ray.init(num_cpus=workers, include_dashboard=False, logging_level=logging.WARNING)
     return True
 
 

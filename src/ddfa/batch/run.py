@@ -263,9 +263,10 @@ def _process(pending: list[str], out: BatchOutput, spec: AlignerSpec, options: B
             summary.worker_cpu_seconds += sum(r.cpu_seconds for r in fresh)
             summary.seconds = time.perf_counter() - started
             bar.update(len(fresh))
-            elapsed = bar.format_dict.get("elapsed") or summary.seconds
-            bar.set_postfix_str(f"{summary.faces / max(elapsed, 1e-9):.1f} faces/s, {summary.faces} faces, "
-                                f"{summary.failed} failed", refresh=False)
+            rate = bar.format_dict.get("rate") or summary.processed / max(bar.format_dict.get("elapsed") or 1, 1e-9)
+            faces_rate = rate * summary.faces / max(summary.processed, 1)  # img/s x faces per image
+            bar.set_postfix_str(f"{faces_rate:.1f} faces/s, {summary.faces} faces, {summary.failed} failed",
+                                refresh=False)
             if on_progress is not None:
                 on_progress(summary)
             if len(buffer) >= options.shard_size or time.perf_counter() - last_flush >= options.flush_seconds:
