@@ -13,16 +13,16 @@ non-commercial research use only.
 
 __version__ = "0.1.0"
 
-from .assets import AssetStore  # noqa: E402
-from .caching import cache_info, clear_caches  # noqa: E402
-from .detect import Detections, Detector, create_detector, list_detectors, register_detector  # noqa: E402
-from .errors import AssetError, DdfaError, ImageReadError, InputError  # noqa: E402
-from .face import Face, Pose  # noqa: E402
-from .io.image import read_image  # noqa: E402
-from .morphable.model import MorphableModel, load_morphable_model  # noqa: E402
-from .nets.registry import ModelSpec, create_model, list_models, register_architecture, register_model  # noqa: E402
-from .pipeline import AlignOptions, FaceAligner  # noqa: E402
-from .runtime import BaseOptions  # noqa: E402
+from .assets import AssetStore
+from .caching import cache_info, clear_caches
+from .detect import Detections, Detector, create_detector, list_detectors, register_detector
+from .errors import AssetError, DdfaError, ImageReadError, InputError
+from .face import Face, Pose
+from .io.image import read_image
+from .morphable.model import MorphableModel, load_morphable_model
+from .nets.registry import ModelSpec, create_model, list_models, register_architecture, register_model
+from .pipeline import AlignOptions, FaceAligner
+from .runtime import BaseOptions
 
 __all__ = [
     "AlignOptions",

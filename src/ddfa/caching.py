@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import shutil
 import threading
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
-_REGISTRY: list["ContentCache"] = []
+_REGISTRY: list[ContentCache] = []
 
 
 class ContentCache(Generic[V]):

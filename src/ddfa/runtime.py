@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
-from .assets.store import AssetStore, AssetsLike, resolve_assets
+from .assets.store import AssetsLike, AssetStore, resolve_assets
 from .errors import InputError
 
 Backend = Literal["auto", "torch", "onnxruntime"]
@@ -50,7 +50,7 @@ class BaseOptions:
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {self.threads!r}")
 
-    def replace(self, **changes) -> "BaseOptions":
+    def replace(self, **changes) -> BaseOptions:
         """A copy with some fields changed."""
         return replace(self, **changes)
 

@@ -81,4 +81,5 @@ def test_export_onnx_matches_torch(tmp_path, assets_dir, pipeline_golden):
     v2 = tmp_path / "mb05_v2.pth"
     assert main(["export", "v2-checkpoint", "--model", "mb05", "--assets", str(assets_dir), "--output", str(v2)]) == 0
     reloaded = ddfa.create_model(str(v2), assets=assets_dir, backend="torch")
-    np.testing.assert_allclose(reloaded.predict_whitened(pipeline_golden["crop"]), pipeline_golden["param_raw"], atol=1e-4)
+    np.testing.assert_allclose(reloaded.predict_whitened(pipeline_golden["crop"]), pipeline_golden["param_raw"],
+                               atol=1e-4)

@@ -67,7 +67,8 @@ def test_two_step_refinement_equals_reference_track_step(aligner, pipeline_golde
     g = pipeline_golden
     faces = [f for fs in aligner.align_batch(golden_images, crop_policy="landmarks") for f in fs]
     np.testing.assert_allclose([f.roi_box for f in faces], g["track_roi_box"], atol=1e-3)
-    np.testing.assert_allclose(_chw(v2_depth(np.stack([f.landmarks for f in faces]))), g["track_lmk68"], atol=2e-3, rtol=0)
+    np.testing.assert_allclose(_chw(v2_depth(np.stack([f.landmarks for f in faces]))), g["track_lmk68"],
+                               atol=2e-3, rtol=0)
     # the tracking entry point gives the same from the step-1 landmarks' rois
     image = ddfa.read_image(golden_images[1])
     tracked = aligner.align_rois(image, g["track_roi_box"][g["face_image_idx"] == 1])

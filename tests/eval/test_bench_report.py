@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from ddfa.cli.main import main
-from ddfa.eval.report import ced_curve, format_table, load_json, plot_ced, write_json
 from ddfa.errors import InputError
+from ddfa.eval.report import ced_curve, format_table, load_json, plot_ced, write_json
 
 
 def test_ced_curve_by_hand():

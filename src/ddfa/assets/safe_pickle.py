@@ -56,7 +56,7 @@ class _NumpyOnlyUnpickler(pickle.Unpickler):
         super().__init__(file, encoding="latin1")
         self._source = source
 
-    def find_class(self, module: str, name: str):  # noqa: D401 - pickle API
+    def find_class(self, module: str, name: str):
         try:
             return _ALLOWED_GLOBALS[(module, name)]
         except KeyError:

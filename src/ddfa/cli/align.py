@@ -92,8 +92,8 @@ def run(args) -> int:
     from ..io.image import read_image
     from ..io.results import image_result, write_json
     from ..pipeline import AlignOptions, FaceAligner
-    from .main import base_options_from_args, detector_options_from_args
     from ..render.outputs import check_output_names, write_outputs
+    from .main import base_options_from_args, detector_options_from_args
 
     outputs = [] if args.outputs.strip() in ("", "none") else [s.strip() for s in args.outputs.split(",") if s.strip()]
     outputs = check_output_names(outputs)

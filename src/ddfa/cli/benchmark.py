@@ -10,9 +10,12 @@ to the plot and the printout. See :mod:`ddfa.eval`.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..eval.report import BenchmarkResult
 
 from ..errors import InputError
 
@@ -28,7 +31,7 @@ examples:
 ACCURACY = ("aflw2000-3d", "aflw", "pose")
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..eval.protocols import FRAMES
     from .main import add_common_model_options
 
@@ -93,8 +96,9 @@ def _tag(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", name) or "model"
 
 
-def _evaluate(args, model: str):
+def _evaluate(args: argparse.Namespace, model: str) -> BenchmarkResult:
     import ddfa
+
     from ..eval import run_aflw, run_aflw2000, run_pose
 
     regressor = ddfa.create_model(model, assets=args.assets, device=args.device, backend=args.backend)
@@ -110,7 +114,7 @@ def _evaluate(args, model: str):
                     batch_size=args.batch_size, strict=not args.allow_convention_mismatch)
 
 
-def _file_stem(args, model: str) -> str:
+def _file_stem(args: argparse.Namespace, model: str) -> str:
     parts = [args.benchmark, _tag(model)]
     if getattr(args, "frame", "v1") != "v1":
         parts.append(f"frame-{args.frame}")
@@ -119,7 +123,7 @@ def _file_stem(args, model: str) -> str:
     return "_".join(parts)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..eval.report import format_table, load_json, plot_ced, write_json
 
     output = Path(args.output)
@@ -150,9 +154,10 @@ def run(args) -> int:
     return 0
 
 
-def run_speed(args) -> int:
+def run_speed(args: argparse.Namespace) -> int:
     from ..eval.speed import default_configs, format_speed
     from ..eval.speed import run_speed as _run_speed
+    from ..io.results import write_json
 
     if args.repeats < 1:
         raise InputError(f"--repeats must be >= 1, got {args.repeats}")
@@ -160,9 +165,5 @@ def run_speed(args) -> int:
     result = _run_speed(args.assets, model=args.model, repeats=args.repeats, configs=configs,
                         log=lambda msg: print(msg, flush=True))
     print(format_speed(result))
-    output = Path(args.output)
-    output.mkdir(parents=True, exist_ok=True)
-    path = output / "speed.json"
-    path.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {path}")
+    print(f"wrote {write_json(Path(args.output) / 'speed.json', result)}")
     return 0

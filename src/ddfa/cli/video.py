@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 
 EPILOG = """\
 examples:
@@ -24,10 +25,9 @@ leaves the frame and comes back gets a new id.
 """
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    from ..render.outputs import image_output_names
-    from ..video.smoothing import SmoothingOptions
-    from ..video.tracker import TrackerOptions
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    from ..video.io import CODECS
+    from ..video.options import SMOOTH_MODES, SmoothingOptions, TrackerOptions, video_output_names
     from .main import add_common_model_options
 
     smooth, track = SmoothingOptions(), TrackerOptions()
@@ -49,7 +49,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--outputs", default="2d_sparse", metavar="LIST",
         help="comma-separated overlays drawn in order on each frame: the image outputs of `ddfa align` that "
-        "draw on the photo (" + ", ".join(image_output_names()) + "; not texture atlases such as uv_tex); "
+        "draw on the photo (" + ", ".join(video_output_names()) + "; not texture atlases such as uv_tex); "
         "default: 2d_sparse; 'none': track ids only")
     parser.add_argument("--no-ids", action="store_true", help="do not label faces with their track id")
     group = parser.add_argument_group("tracking")
@@ -58,7 +58,7 @@ def register(subparsers) -> argparse.ArgumentParser:
                        f"default: {track.detect_every})")
     group.add_argument("--max-faces", type=int, default=None, metavar="N", help="follow at most N faces")
     group = parser.add_argument_group("smoothing")
-    group.add_argument("--smooth", choices=("none", "causal", "offline"), default=None,
+    group.add_argument("--smooth", choices=SMOOTH_MODES, default=None,
                        help="One-Euro smoothing of landmarks, pose and mesh: causal (no delay) or offline "
                        "(also looks ahead; default for files), none; default: offline for files, causal "
                        "for webcams")
@@ -71,7 +71,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     group.add_argument("--lookahead", type=int, default=smooth.lookahead, metavar="N",
                        help=f"future frames used by --smooth offline (default: {smooth.lookahead})")
     group = parser.add_argument_group("input/output")
-    group.add_argument("--codec", choices=("auto", "mp4v", "mjpg", "h264"), default="auto",
+    group.add_argument("--codec", choices=CODECS, default="auto",
                        help="output codec: auto (MJPG for .avi, else mp4v), or h264 via imageio-ffmpeg")
     group.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     group.add_argument("--fps", type=float, default=None,
@@ -82,30 +82,31 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..pipeline import FaceAligner
     from ..video.io import VideoSource
-    from ..video.process import process_video, video_output_names
-    from ..video.smoothing import SmoothingOptions
+    from ..video.options import SmoothingOptions, SmoothMode, TrackerOptions, VideoOptions
+    from ..video.process import process_video
 
     outputs = [] if args.outputs.strip() in ("", "none") else [s.strip() for s in args.outputs.split(",") if s.strip()]
-    outputs = video_output_names(outputs)
     if args.output is None and (args.records is None or args.no_records):
         raise InputError("nothing to write: give --output OUT.mp4 and/or --records PATH")
     if args.no_records:
         records = None
     else:
         records = args.records if args.records is not None else "auto"
+    tracker = TrackerOptions(detect_every=args.detect_every, max_faces=args.max_faces)
+    smoothing = SmoothingOptions(min_cutoff=args.min_cutoff, beta=args.beta, strength=args.smooth_strength,
+                                 lookahead=args.lookahead)
+    options = VideoOptions(outputs=tuple(outputs), smoothing=smoothing, tracker=tracker, draw_ids=not args.no_ids,
+                           codec=args.codec, progress=not args.quiet)
     source = VideoSource(args.input, fps=args.fps, max_frames=args.max_frames)
-    mode = args.smooth or ("causal" if source.kind == "camera" else "offline")
-    smoothing = SmoothingOptions(mode=mode, min_cutoff=args.min_cutoff, beta=args.beta,
-                                 strength=args.smooth_strength, lookahead=args.lookahead)
+    mode: SmoothMode = args.smooth or ("causal" if source.kind == "camera" else "offline")
+    options = replace(options, smoothing=replace(smoothing, mode=mode))
     aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
                           backend=args.backend)
-    summary = process_video(source, args.output, records=records, aligner=aligner, outputs=outputs,
-                            smoothing=smoothing, draw_ids=not args.no_ids, codec=args.codec,
-                            progress=not args.quiet, detect_every=args.detect_every, max_faces=args.max_faces)
+    summary = process_video(source, args.output, records=records, aligner=aligner, options=options)
     written = [str(p) for p in (summary.output, summary.records) if p is not None]
     ids = [t["track_id"] for t in summary.tracks]
     print(f"ddfa video: {summary.frames} frame(s), {len(ids)} track(s)"

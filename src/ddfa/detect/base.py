@@ -8,8 +8,9 @@ A plain callable returning an (K, 4) or (K, 5) array also works (see :func:`as_d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -36,11 +37,11 @@ class Detections:
         return len(self.boxes)
 
     @classmethod
-    def empty(cls) -> "Detections":
+    def empty(cls) -> Detections:
         return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
 
     @classmethod
-    def from_array(cls, boxes, source: str = "boxes") -> "Detections":
+    def from_array(cls, boxes, source: str = "boxes") -> Detections:
         """From (K, 4) boxes or (K, 5) boxes with scores; validated."""
         arr = np.asarray(boxes, dtype=np.float32)
         if arr.size == 0:
@@ -57,7 +58,7 @@ class Detections:
         order = np.argsort(-scores, kind="stable")  # best first; equal scores keep their order
         return cls(np.ascontiguousarray(arr[order, :4]), np.ascontiguousarray(scores[order]))
 
-    def top(self, k: int | None) -> "Detections":
+    def top(self, k: int | None) -> Detections:
         """The ``k`` best faces (all when ``k`` is None); boxes are kept best first."""
         return self if k is None else Detections(self.boxes[:k], self.scores[:k])
 
@@ -164,7 +165,7 @@ def detector_spec(name: str) -> DetectorSpec:
         raise InputError(f"unknown detector {name!r}; registered: {', '.join(list_detectors())}") from None
 
 
-def create_detector(name_or_detector: Any, *, base_options: "BaseOptions | None" = None, options: Any = None,
+def create_detector(name_or_detector: Any, *, base_options: BaseOptions | None = None, options: Any = None,
                     **option_overrides: Any) -> Detector | None:
     """A detector from a registered name, a :class:`Detector`, a callable, or None.
 

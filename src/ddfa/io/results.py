@@ -15,14 +15,19 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
+
+from ..errors import InputError
 
 FRAME_NOTE = "image pixels, 0-based, origin at the top-left pixel centre, x right, y down, z towards the camera"
-POSE_NOTE = "AFLW2000-3D convention, degrees: yaw>0 face turned to the image left, pitch>0 chin up, roll>0 clockwise in the image"
+POSE_NOTE = ("AFLW2000-3D convention, degrees: yaw>0 face turned to the image left, pitch>0 chin up, "
+             "roll>0 clockwise in the image")
 
 
-def image_result(image_path: str, shape: tuple[int, ...], faces: Sequence, model: str, *, dense: bool = False) -> dict[str, Any]:
+def image_result(image_path: str, shape: tuple[int, ...], faces: Sequence, model: str, *,
+                 dense: bool = False) -> dict[str, Any]:
     """The JSON-ready record of one image's faces."""
     return {
         "image": str(image_path),
@@ -33,6 +38,34 @@ def image_result(image_path: str, shape: tuple[int, ...], faces: Sequence, model
         "pose_convention": POSE_NOTE,
         "faces": [face.to_dict(dense=dense) for face in faces],
     }
+
+
+def read_mapping(path: str | os.PathLike, parse: Callable[[str], Any],
+                 parse_errors: type[Exception] | tuple[type[Exception], ...], what: str) -> dict:
+    """Read a text file that must hold a mapping (JSON, YAML, ...), with one-line errors.
+
+    Args:
+        path: the file.
+        parse: text -> data (e.g. ``json.loads``).
+        parse_errors: the exception(s) ``parse`` raises on malformed text.
+        what: what the file is, for messages (``"JSON file"``, ``"training config"``).
+
+    Raises:
+        InputError: the file cannot be read, does not parse, or is not a mapping.
+    """
+    path = Path(path)
+    try:
+        data = parse(path.read_text())
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the {what} is not text") from None
+    except parse_errors as exc:
+        raise InputError(f"{path}: not a valid {what} ({str(exc).splitlines()[0] if str(exc) else exc!r})") \
+            from None
+    if not isinstance(data, dict):
+        raise InputError(f"{path}: the {what} must be a mapping of keys to values")
+    return data
 
 
 #: version of the layout of every JSON document ddfa writes (``"schema_version"`` key);

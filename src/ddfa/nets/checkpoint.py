@@ -8,7 +8,8 @@ Layouts understood (all loaded with ``torch.load(weights_only=True)``):
 * **3DDFA v1** (``phase1_*.pth.tar``): ``{"state_dict": {...}, ...}`` with ``module.`` prefixes
   and the head named ``fc``.
 * **ddfa** (written by ``ddfa train``): ``{"state_dict": {...}, "ddfa": {"arch": str,
-  "config": {build keywords, e.g. "width": float}, "width": float, "num_outputs": 62, "whitening": {"name": str, "mean": (62,), "std": (62,)},
+  "config": {build keywords, e.g. "width": float}, "width": float, "num_outputs": 62,
+  "whitening": {"name": str, "mean": (62,), "std": (62,)},
   ...}}``, plain layer names.
 * a bare state dict of any of the above.
 """

@@ -18,9 +18,10 @@ path (3DDFA_V2, 3DDFA v1 or ddfa layout).
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import torch

@@ -7,8 +7,9 @@ image in a call goes through the network in one batch.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
-from typing import Any, Literal, Sequence, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
@@ -64,11 +65,12 @@ class AlignOptions:
         if self.channels not in CHANNELS:
             raise InputError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
 
-    def replace(self, **overrides: Any) -> "AlignOptions":
+    def replace(self, **overrides: Any) -> AlignOptions:
         """A copy with the given fields changed (unknown names raise :class:`InputError`)."""
         unknown = set(overrides) - {f.name for f in fields(AlignOptions)}
         if unknown:
-            raise InputError(f"unknown option(s) {sorted(unknown)}; expected {sorted(f.name for f in fields(AlignOptions))}")
+            expected = sorted(f.name for f in fields(AlignOptions))
+            raise InputError(f"unknown option(s) {sorted(unknown)}; expected {expected}")
         return replace(self, **overrides) if overrides else self
 
 

@@ -16,10 +16,10 @@ import numpy as np
 import torch
 
 from ...assets.safe_pickle import load_torch_checkpoint
+from ...assets.store import AssetsLike
 from ...caching import ContentCache
 from ...errors import AssetError
 from ...nets.registry import choose_backend
-from ...assets.store import AssetsLike
 from ...runtime import Backend, BaseOptions, resolve_base_options
 from ..base import Detections, register_detector
 from .boxes import decode_boxes, nms, prior_boxes
