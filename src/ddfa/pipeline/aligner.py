@@ -185,6 +185,12 @@ class FaceAligner:
     def align_batch(self, images: Sequence, boxes: Sequence | None = None, **options) -> list[list[Face]]:
         """Align every face of several images; all faces share one network batch.
 
+        Args:
+            images: paths or arrays, as for :meth:`__call__`.
+            boxes: optional, one entry per image: (K, 4|5) boxes as for :meth:`__call__`, or the
+                :class:`~ddfa.detect.Detections` that :meth:`detect` returned for it (so detection
+                and regression can run in different processes, as ``ddfa batch`` does).
+
         Returns:
             For each image, its list of faces (``Face.image_index`` is the image's position).
         """
