@@ -32,9 +32,9 @@ def mixed_folder(tmp_path_factory, assets_dir, data_dir):
     (root / "aflw").mkdir()
     for name in AFLW_PHOTOS:
         photos.append(Path(shutil.copy(data_dir / "aflw2000-3d/AFLW2000-full" / name, root / "aflw" / name)))
+    no_face = root / "no_face.jpg"  # a real photo's colours, blurred beyond any face
     photo = ddfa.read_image(examples / "trump_hillary.jpg")
-    no_face = root / "no_face.jpg"
-    cv2.imwrite(str(no_face), photo[photo.shape[0] // 2:])
+    cv2.imwrite(str(no_face), cv2.GaussianBlur(photo, (0, 0), 40))
     broken = {root / "empty.jpg": b"", root / "truncated.jpg": (examples / "emma.jpg").read_bytes()[:6000],
               root / "not_an_image.png": b"this is not a PNG\n"}
     for path, data in broken.items():
@@ -52,11 +52,13 @@ def align_reference(mixed_folder, assets_dir, tmp_path_factory):
                  "--assets", str(assets_dir), "--quiet"])
     assert code == 1  # the broken files
     results = {}
-    for path in out.glob("*.json"):
-        if path.name != "failures.json":
-            record = json.loads(path.read_text())
-            results[os.path.abspath(record["image"])] = record
-    failures = {os.path.abspath(f["path"]): f["error"] for f in json.loads((out / "failures.json").read_text())}
+    for path in out.rglob("*.json"):  # one result JSON per image; run records live under .ddfa/
+        if ".ddfa" in path.relative_to(out).parts:
+            continue
+        record = json.loads(path.read_text())
+        results[os.path.abspath(record["image"])] = record
+    (failures_file,) = out.glob(".ddfa/runs/*/failures.json")
+    failures = {os.path.abspath(f["path"]): f["error"] for f in json.loads(failures_file.read_text())}
     # the folder is what it claims to be
     assert set(failures) == {str(p) for p in mixed_folder.broken}
     assert len(results[str(mixed_folder.no_face)]["faces"]) == 0
@@ -85,9 +87,10 @@ def assert_tables_match_align(out: Path, mixed_folder, reference) -> dict:
     arrays = {name: ddfa.io.column_array(faces, name) for name in ("box", "roi_box", "params", "landmarks_68")}
     scores = ddfa.io.column_array(faces, "score")
     pose = np.stack([ddfa.io.column_array(faces, k) for k in ("yaw", "pitch", "roll")], 1)
-    assert np.isnan(ddfa.io.column_array(faces, "keypoints5")).all()  # FaceBoxes gives no 5 points
+    keypoints = ddfa.io.column_array(faces, "keypoints5")  # YuNet, the default, gives the 5 points
+    assert np.isfinite(keypoints).all()
     assert set(faces.column("model").to_pylist()) == {"mb05"}
-    assert set(faces.column("detector").to_pylist()) == {"faceboxes"}
+    assert set(faces.column("detector").to_pylist()) == {"yunet"}
     assert set(faces.column("ddfa_version").to_pylist()) == {ddfa.__version__}
     for key, record in reference.images.items():
         assert status[key]["status"] == "ok"
@@ -101,6 +104,7 @@ def assert_tables_match_align(out: Path, mixed_folder, reference) -> dict:
             np.testing.assert_allclose(arrays["roi_box"][i], face["roi_box"], atol=1e-3)
             np.testing.assert_allclose(arrays["params"][i], face["params"], rtol=1e-4, atol=1e-5)
             np.testing.assert_allclose(scores[i], face["score"], atol=1e-6)
+            np.testing.assert_allclose(keypoints[i], face["keypoints_5"], atol=1e-3)
             np.testing.assert_allclose(pose[i], [face["pose"][k] for k in ("yaw", "pitch", "roll")], atol=1e-3)
     # _SUCCESS: options and exact counts
     success = json.loads((out / "_SUCCESS").read_text())

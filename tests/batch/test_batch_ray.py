@@ -43,7 +43,7 @@ def test_ray_engine_matches_align(tmp_path, ray_address, mixed_folder, assets_di
     assert f"{len(mixed_folder.broken)} failure(s)" in capsys.readouterr().out
 
 
-def test_ray_sigint_then_resume_split_plan(tmp_path, ray_address, many_photos, assets_dir, aligner, capsys):
+def test_ray_sigint_then_resume_split_plan(tmp_path, ray_address, many_photos, assets_dir, default_aligner, capsys):
     """SIGINT to a driver connected to the cluster: it commits what it received and exits 130; the
     re-run (detection and regression in separate actor pools) adds exactly the rest."""
     out = tmp_path / "out"
@@ -82,7 +82,7 @@ def test_ray_sigint_then_resume_split_plan(tmp_path, ray_address, many_photos, a
     landmarks = ddfa.io.column_array(faces, "landmarks_68")
     index = faces.column("face_index").to_pylist()
     for path in inputs[::10]:
-        expected = aligner(path)
+        expected = default_aligner(path)  # ddfa batch runs the default detector
         rows = sorted((i for i, p in enumerate(paths) if p == path), key=lambda i: index[i])
         assert len(rows) == len(expected), Path(path).name
         for i, face in zip(rows, expected):

@@ -172,7 +172,7 @@ def detect_paths(detector, paths: Sequence[str]) -> list[tuple[str, Any, float]]
     found: dict[str, Any] = {}
     for key, image in zip(keys, images):
         try:
-            found[key] = (image, detector.detect(image))
+            found[key] = (image, detector.detect(image).with_roi_mapping(getattr(detector, "roi_mapping", None)))
         except Exception as exc:
             found[key] = ImageResult.failure(key, exc)
     share = (time.process_time() - start) / max(len(paths), 1)
