@@ -468,12 +468,16 @@ def _wait_for_library(proc: subprocess.Popen, name: str, timeout: float = 120.0)
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc to see the start-up's progress")
 def test_interrupt_during_start_up_is_one_line(tmp_path, assets_dir, photo_bytes):
     (tmp_path / "a.jpg").write_bytes(photo_bytes)
-    # Ctrl-C while torch is being imported (after the start-up of the Python interpreter itself,
-    # which is not ddfa's); twice, in case a library swallows the first
+    # Ctrl-C while the inference engine is being loaded (after the start-up of the Python
+    # interpreter itself, which is not ddfa's; torch is not imported once the converted models are
+    # cached); twice, in case a library swallows the first
+    from ddfa.nets.engines import choose_backend
+
+    engine = choose_backend("auto", "cpu")
     interrupted = 0
     for _attempt in range(2):
         proc = _ddfa("align", tmp_path / "a.jpg", "--output", tmp_path / "out", "--assets", assets_dir)
-        reached = _wait_for_library(proc, "libtorch")
+        reached = _wait_for_library(proc, "libtorch" if engine == "torch" else engine)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=120)
         assert "Traceback" not in stderr + stdout, stderr

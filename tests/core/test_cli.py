@@ -35,7 +35,8 @@ def test_align_help_explains_options(capsys):
 def test_align_example_photos(tmp_path, assets_dir, default_aligner, capsys):
     aligner = default_aligner  # the CLI's default detector (YuNet)
     folder = assets_dir / "3DDFA_V2/examples/inputs"
-    code = main(["align", str(folder), "--output", str(tmp_path), "--assets", str(assets_dir), "--quiet"])
+    code = main(["align", str(folder), "--output", str(tmp_path), "--assets", str(assets_dir), "--quiet",
+                 "--precision", "f32"])  # the same numbers as the f32 API aligner
     assert code == 0
     assert "3 image(s) aligned, 8 face(s) found, 0 failure(s)" in capsys.readouterr().out
     # YuNet also finds the two blurred faces behind Emma (FaceBoxes: 3 faces there)

@@ -291,21 +291,22 @@ def test_tampered_onnx_cache_is_rebuilt_not_trusted(tmp_path, monkeypatch, asset
     crops = pipeline_golden["crop"]
     first = ddfa.create_model("mb05", assets=assets_dir, backend="onnxruntime")
     reference = first.predict_whitened(crops)
-    (cached,) = (tmp_path / "cache" / "onnx").glob("regressor-*.onnx")
-    sidecar = cached.with_name(cached.name + ".json")
-    assert json.loads(sidecar.read_text())["onnx_sha256"] == hashlib.sha256(cached.read_bytes()).hexdigest()
+    (cached,) = (tmp_path / "cache" / "models").glob("regressor-*/model.onnx")
+    manifest_path = cached.with_name("manifest.json")
+    assert json.loads(manifest_path.read_text())["files"]["model.onnx"] == \
+        hashlib.sha256(cached.read_bytes()).hexdigest()
     # a model that moves every landmark
     evil = ddfa.create_model("mb05", assets=assets_dir, backend="torch").net
     with torch.no_grad():
         evil.fc.bias += 0.5
     evil_bytes = export_onnx(evil, torch.zeros(1, 3, 120, 120), None, output_names=("params",),
                              dynamic_axes={"input": {0: "batch"}, "params": {0: "batch"}})
-    for rewrite_sidecar in (False, True):  # a stale sidecar; then one forged to match
+    for rewrite_manifest in (False, True):  # a stale manifest; then one forged to match
         cached.write_bytes(evil_bytes)
-        if rewrite_sidecar:
-            meta = json.loads(sidecar.read_text())
-            meta["onnx_sha256"] = hashlib.sha256(evil_bytes).hexdigest()
-            sidecar.write_text(json.dumps(meta))
+        if rewrite_manifest:
+            meta = json.loads(manifest_path.read_text())
+            meta["files"]["model.onnx"] = hashlib.sha256(evil_bytes).hexdigest()
+            manifest_path.write_text(json.dumps(meta))
         again = ddfa.create_model("mb05", assets=assets_dir, backend="onnxruntime")
         np.testing.assert_allclose(again.predict_whitened(crops), reference, atol=1e-5)
         assert cached.read_bytes() != evil_bytes  # rebuilt and overwritten

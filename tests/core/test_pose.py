@@ -69,7 +69,7 @@ def aflw2000_pose(data_dir, assets_dir):
     root = data_dir / "aflw2000-3d"
     names = (root / "AFLW2000-3D_crop.list").read_text().split()
     crops = np.stack([read_image(root / "AFLW2000-3D_crop" / n) for n in names])
-    params = ddfa.create_model("mb05", assets=assets_dir)(crops)
+    params = ddfa.create_model("mb05", assets=assets_dir, precision="f32")(crops)
     ann = np.load(root / "aflw2000_3d_annotations.npz")
     assert list(ann["names"]) == names
     truth = np.degrees(ann["pose_para"][:, [1, 0, 2]])  # (yaw, pitch, roll)

@@ -90,13 +90,13 @@ def test_register_model_through_facade_and_cli(tmp_path, mb05_copy, assets_dir, 
     try:
         assert "mb05-copy-test" in ddfa.list_models()
         image = example_images["emma.jpg"]
-        custom = ddfa.FaceAligner(model="mb05-copy-test", assets=assets_dir)
+        custom = ddfa.FaceAligner(model="mb05-copy-test", assets=assets_dir, precision="f32")
         assert custom.regressor.name == "mb05-copy-test"
         np.testing.assert_allclose(_landmarks(custom, image), _landmarks(default_aligner, image), atol=1e-3)
 
         out = tmp_path / "cli"
         code = main(["align", str(image), "--model", "mb05-copy-test", "--assets", str(assets_dir),
-                     "--output", str(out), "--outputs", "none", "--quiet"])
+                     "--output", str(out), "--outputs", "none", "--quiet", "--precision", "f32"])
         assert code == 0, capsys.readouterr()
         result = json.loads((out / "emma.jpg.json").read_text())
         assert result["model"] == "mb05-copy-test" and result["schema_version"]

@@ -99,6 +99,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     limits.add_argument("--max-file-size", type=_megabytes, default=DEFAULT_LIMITS.max_file_size, metavar="MB",
                         help=f"largest image file in MiB (default: {DEFAULT_LIMITS.max_file_size // MIB})")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--sequential", action="store_true",
+                        help="one image after the other (default for several images: decoding, the networks and "
+                        "writing overlap in three threads)")
     add_common_model_options(parser)
     parser.set_defaults(func=run)
     return parser
@@ -324,66 +327,88 @@ def run(args) -> int:
 
 
 def _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, totals) -> None:
+    from contextlib import closing
+
     from tqdm import tqdm
 
     from ..io.atomic import output_error
+    from ..pipeline.throughput import pipelined, sequential
 
     input_set = {os.path.normcase(p) for p in scan.files}
     bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < 2, file=sys.stderr,
                dynamic_ncols=True)
+    # throughput mode (ddfa.pipeline.throughput): reading, the networks and writing overlap in three
+    # threads; the outcomes come back in input order and are handled here as one after another would be
+    stages = sequential if getattr(args, "sequential", False) or len(todo) < 2 else pipelined
+
+    def read(job):
+        return _read_one(job[0], aligner)
+
+    def process(job, read_data):
+        return aligner(read_data[0].image)
+
+    def write(job, read_data, faces):
+        path, key = job
+        data, info = read_data
+        _write_one(path, key, data, info, faces, aligner, outputs, settings, out_dir, manifest, input_set,
+                   args.overwrite)
+
     try:
-        for path, key in todo:
-            start = time.monotonic()
-            try:
-                faces, notes = _align_one(path, key, aligner, outputs, settings, out_dir, manifest, input_set,
-                                          args.overwrite)
-            except KeyboardInterrupt:
-                totals.interrupted = True
-                break
-            except OSError as exc:  # OutputError, or a writer's own OSError (e.g. numpy's on a full disk)
-                error = output_error(exc, exc.filename or path)
-                _fail(totals, bar, manifest, key, path, str(error))
-                if error.errno in _FATAL_ERRNOS:
-                    totals.stopped = f"stopped: {error}"
-                    break
-                continue
-            except DdfaError as exc:
-                _fail(totals, bar, manifest, key, path, str(exc))
-                continue
-            except MemoryError:
-                _fail(totals, bar, manifest, key, path, f"{path}: out of memory")
-                continue
-            except Exception as exc:
-                detail = str(exc).strip().splitlines()
-                _fail(totals, bar, manifest, key, path,
-                      f"{path}: internal error {type(exc).__name__}: {detail[-1] if detail else ''}")
-                continue
-            finally:
-                totals.times[path] = time.monotonic() - start
+        with closing(stages(todo, read, process, write)) as outcomes:
+            for out in outcomes:
+                path, key = out.item
+                totals.times[path] = sum(out.seconds.values())
                 bar.update(1)
-            totals.aligned += 1
-            totals.faces += faces
-            totals.warnings += [(path, note) for note in notes]
-            for note in notes:
-                bar.write(one_line(f"ddfa: warning: {path}: {note}"), file=sys.stderr)
-            bar.set_postfix(faces=totals.faces, failed=len(totals.failures), refresh=False)
+                exc = out.error
+                if isinstance(exc, OSError):  # OutputError, or a writer's own OSError (e.g. numpy's on a full disk)
+                    error = output_error(exc, exc.filename or path)
+                    _fail(totals, bar, manifest, key, path, str(error))
+                    if error.errno in _FATAL_ERRNOS:
+                        totals.stopped = f"stopped: {error}"
+                        break
+                    continue
+                if isinstance(exc, DdfaError):
+                    _fail(totals, bar, manifest, key, path, str(exc))
+                    continue
+                if isinstance(exc, MemoryError):
+                    _fail(totals, bar, manifest, key, path, f"{path}: out of memory")
+                    continue
+                if exc is not None:
+                    detail = str(exc).strip().splitlines()
+                    _fail(totals, bar, manifest, key, path,
+                          f"{path}: internal error {type(exc).__name__}: {detail[-1] if detail else ''}")
+                    continue
+                notes = out.data[0].warnings
+                totals.aligned += 1
+                totals.faces += len(out.result)
+                totals.warnings += [(path, note) for note in notes]
+                for note in notes:
+                    bar.write(one_line(f"ddfa: warning: {path}: {note}"), file=sys.stderr)
+                bar.set_postfix(faces=totals.faces, failed=len(totals.failures), refresh=False)
+    except KeyboardInterrupt:
+        totals.interrupted = True
     finally:
         bar.close()
 
 
-def _align_one(path, key, aligner, outputs, settings, out_dir, manifest, input_set, overwrite):
-    """Read, align and write one image; returns (faces, warnings). Raises DdfaError on failure."""
-    from ..io.atomic import Staging, output_error
+def _read_one(path, aligner):
+    """Stage 1: the decoded image (with its warnings) and the file's stat."""
     from ..io.image import read_image_data
-    from ..io.results import image_result, write_json
-    from ..render.outputs import stage_outputs
 
     data = read_image_data(path, limits=aligner.options.limits)
     try:
         info = os.stat(path)
     except OSError as exc:
         raise ImageReadError(f"{path}: disappeared while being read ({exc.strerror or exc})") from None
-    faces = aligner(data.image)
+    return data, info
+
+
+def _write_one(path, key, data, info, faces, aligner, outputs, settings, out_dir, manifest, input_set, overwrite):
+    """Stage 3: the result JSON and outputs, staged and moved in place with their manifest lines."""
+    from ..io.atomic import Staging, output_error
+    from ..io.results import image_result, write_json
+    from ..render.outputs import stage_outputs
+
     result = image_result(path, data.image.shape, faces, aligner.regressor.name)
     result["warnings"] = data.warnings
     rel_folder = PurePosixPath(key).parent
@@ -414,7 +439,6 @@ def _align_one(path, key, aligner, outputs, settings, out_dir, manifest, input_s
     finally:
         with _deferred_interrupt():
             stage.discard()
-    return len(faces), data.warnings
 
 
 @contextmanager

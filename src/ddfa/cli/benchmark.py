@@ -56,7 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     }
     for name in ACCURACY:
         sub = benches.add_parser(name, help=helps[name], description=helps[name] + ".")
-        add_common_model_options(sub, detector=False)
+        add_common_model_options(sub, detector=False, precision="f32")
         sub.add_argument("--data", metavar="DIR", default=None,
                          help=f"the {'aflw-subset' if name == 'aflw' else 'aflw2000-3d'} data folder (default: "
                          "$DDFA_DATA/<that name>, or data/<that name> beside the asset folder)")
@@ -133,7 +133,8 @@ def _evaluate(args: argparse.Namespace, model: str) -> BenchmarkResult:
 
     from ..eval import run_aflw, run_aflw2000, run_pose
 
-    regressor = ddfa.create_model(model, assets=args.assets, device=args.device, backend=args.backend)
+    regressor = ddfa.create_model(model, assets=args.assets, device=args.device, backend=args.backend,
+                                  threads=args.threads, precision=args.precision)
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.benchmark == "aflw2000-3d":
@@ -146,8 +147,27 @@ def _evaluate(args: argparse.Namespace, model: str) -> BenchmarkResult:
                     batch_size=args.batch_size, strict=not args.allow_convention_mismatch)
 
 
+def precision_cost(result, reference) -> str:
+    """Lines comparing a lower-precision run with its float32 run: each table's headline
+    figure (mean of bins for NME, mean for pose) and the difference."""
+    precision = result.model.get("precision", "?")
+    lines = [f"accuracy cost of {precision} against f32 (same model, same data):"]
+    for key, row in result.results.get("nme", result.results).items():
+        ref = reference.results.get("nme", reference.results).get(key)
+        if not isinstance(row, dict) or not isinstance(ref, dict):
+            continue
+        for field in ("mean_of_bins", "mean"):
+            if isinstance(row.get(field), (int, float)) and isinstance(ref.get(field), (int, float)):
+                delta = row[field] - ref[field]
+                lines.append(f"  {key:<16} {field:<13} {ref[field]:.4f} -> {row[field]:.4f} ({delta:+.4f})")
+                break
+    return "\n".join(lines)
+
+
 def _file_stem(args: argparse.Namespace, model: str) -> str:
     parts = [args.benchmark, _tag(model)]
+    if getattr(args, "precision", "f32") != "f32":
+        parts.append(args.precision)
     if getattr(args, "frame", "v1") != "v1":
         parts.append(f"frame-{args.frame}")
     if getattr(args, "face_list", "2000") != "2000":
@@ -177,6 +197,9 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = _evaluate(args, item)
             print(format_table(result))
+            if args.precision != "f32":  # what the lower precision costs, against float32 in the same run
+                print(precision_cost(result, _evaluate(argparse.Namespace(**{**vars(args), "precision": "f32"}),
+                                                       item)))
             print(f"wrote {write_json(result, output / f'{_file_stem(args, item)}.json')}")
             runs.append(result)
         print()

@@ -56,10 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool = True) -> None:
+def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool = True,
+                             precision: str = "auto") -> None:
     """Options shared by the sub-commands that run a model: the model, the runtime context
-    (:class:`~ddfa.BaseOptions`) and, with ``detector``, the detector plug-in and its options."""
-    from ..runtime import BACKENDS  # here, not at import: `ddfa` starts without numpy
+    (:class:`~ddfa.BaseOptions`; ``precision`` is the default of ``--precision``) and, with
+    ``detector``, the detector plug-in and its options."""
+    from ..runtime import BACKENDS, PRECISIONS  # here, not at import: `ddfa` starts without numpy
 
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="mb05",
@@ -68,9 +70,14 @@ def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool 
                        help="asset directory holding the 3DDFA/ and 3DDFA_V2/ files (default: $DDFA_HOME)")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     group.add_argument("--backend", default="auto", choices=BACKENDS,
-                       help="inference engine: auto = onnxruntime on CPU if installed, else torch")
+                       help="inference engine: auto = OpenVINO on CPUs with native bfloat16 (AMX, AVX-512-BF16) "
+                       "when installed, else onnxruntime on CPU if installed, else torch")
     group.add_argument("--threads", type=int, default=None, metavar="N",
                        help="CPU threads of the inference engine (default: all cores)")
+    group.add_argument("--precision", default=precision, choices=PRECISIONS,
+                       help="number format of the networks: auto = bf16 on OpenVINO where the CPU computes it "
+                       "natively, else f32; int8 = the regressor statically quantised (costs accuracy: see "
+                       f"`ddfa benchmark aflw2000-3d --precision int8`) (default: {precision})")
     if detector:
         add_detector_options(group)
 
@@ -96,7 +103,7 @@ def base_options_from_args(args: argparse.Namespace):
     from ..runtime import BaseOptions
 
     return BaseOptions(assets=args.assets, device=args.device, backend=args.backend,
-                       threads=getattr(args, "threads", None))
+                       threads=getattr(args, "threads", None), precision=getattr(args, "precision", "auto"))
 
 
 def detector_options_from_args(args: argparse.Namespace) -> dict:

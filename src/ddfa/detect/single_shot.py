@@ -66,6 +66,7 @@ class SingleShotDetector:
     #: smallest face (pixels at the network input) the scale policy relies on finding
     min_input_face: float = 16.0
     backend = "onnxruntime"
+    precision = "f32"
 
     def __init__(self, options: SingleShotOptions):
         options.check_scale(self.stride)

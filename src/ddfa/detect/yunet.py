@@ -29,7 +29,9 @@ import numpy as np
 
 from ..assets.store import AssetsLike
 from ..boxes import RoiMapping
-from ..nets.onnx_backend import OnnxRunner
+from ..nets.engines import choose_backend, open_runner, resolve_precision
+from ..nets.model_cache import asset_model
+from ..nets.openvino_backend import InputConversion
 from ..runtime import BaseOptions, resolve_base_options
 from .base import register_detector
 from .single_shot import SingleShotDetector, SingleShotOptions, top_candidates
@@ -58,8 +60,10 @@ class YuNetDetector(SingleShotDetector):
 
     Args:
         assets: shorthand overriding ``base_options.assets``.
-        base_options: runtime context (assets, threads; YuNet always runs on onnxruntime on
-            the CPU, whatever ``device`` / ``backend`` say).
+        base_options: runtime context (assets, threads, backend and precision). YuNet ships as
+            ONNX and runs on the CPU: on OpenVINO (uint8 input converted inside the compiled
+            graph, one compiled model per input shape, bf16 where the CPU has it) or onnxruntime;
+            ``backend="torch"`` and GPU devices run it on onnxruntime.
         options: :class:`YuNetOptions`; keyword overrides of its fields are accepted too.
     """
 
@@ -73,19 +77,25 @@ class YuNetDetector(SingleShotDetector):
                  options: YuNetOptions | None = None, threads: int | None = None, **overrides):
         base = resolve_base_options(base_options, assets=assets, threads=threads)
         super().__init__(self.merge_options(YuNetOptions, options, overrides))
-        self.runner = OnnxRunner(base.assets.path(MODEL), base.threads)
-        self._outputs = [o.name for o in self.runner.session.get_outputs()]
+        engine = "onnxruntime" if base.backend == "torch" else choose_backend(base.backend, "cpu")
+        self.backend = engine
+        self.precision = resolve_precision(base.precision, engine)
+        self.runner = open_runner(asset_model(base.assets, MODEL, "yunet"), engine, precision=self.precision,
+                                  threads=base.threads, uint8_input=InputConversion((0.0, 0.0, 0.0)))
+        self._outputs = self.runner.output_names
 
     def _network_input(self, batch: np.ndarray) -> np.ndarray:
+        if self.runner.takes_uint8:  # OpenVINO: the uint8 tiles go in as they are
+            return np.ascontiguousarray(batch)
         return np.ascontiguousarray(batch.transpose(0, 3, 1, 2), dtype=np.float32)
 
     def _forward(self, x: np.ndarray) -> list[np.ndarray]:
         return self.runner(x)
 
-    def raw_outputs(self, x: np.ndarray) -> dict[str, np.ndarray]:
+    def raw_outputs(self, batch: np.ndarray) -> dict[str, np.ndarray]:
         """Named network outputs (``cls_8``, ``obj_8``, ``bbox_8``, ``kps_8``, ... ) of an
-        (N, 3, H, W) float32 input."""
-        return dict(zip(self._outputs, self._forward(x)))
+        (N, H, W, 3) uint8 BGR batch."""
+        return dict(zip(self._outputs, self._forward(self._network_input(batch))))
 
     def _decode(self, outputs, input_size):
         named = dict(zip(self._outputs, outputs))

@@ -243,13 +243,14 @@ def asset_digests(relpaths: Iterable[str]) -> dict[str, str | None]:
 def model_info(regressor: Any) -> dict[str, Any]:
     """What identifies a regressor in a result file (``None``: parameters were given directly)."""
     if regressor is None:
-        return {"name": "precomputed-params", "weights_sha256": None, "backend": None, "device": None,
-                "whitening": None}
+        return {"name": "precomputed-params", "weights_sha256": None, "backend": None, "precision": None,
+                "device": None, "whitening": None}
     return {
         "name": str(regressor.name),
         "weights_sha256": regressor.weights_sha256,
         "backend": regressor.backend,
-        "device": str(regressor.device),
+        "precision": getattr(regressor, "precision", "f32"),
+        "device": regressor.base_options.device if hasattr(regressor, "base_options") else str(regressor.device),
         "whitening": getattr(regressor.whitening, "name", "custom"),
     }
 

@@ -117,7 +117,8 @@ def format_nme_table(result: BenchmarkResult, digits: int = 4) -> str:
     m, p = result.model, result.protocol
     sha = (m.get("weights_sha256") or "n/a")[:12]
     lines = [
-        f"{result.benchmark}: model {m.get('name')} (weights sha256 {sha}..., {m.get('backend')}), "
+        f"{result.benchmark}: model {m.get('name')} (weights sha256 {sha}..., {m.get('backend')}"
+        f"{', ' + m['precision'] if m.get('precision') else ''}), "
         f"{p.get('num_faces')} faces, frame {p.get('frame')}",
         f"NME (%) normalised by {p.get('normalisation_short', p.get('normalisation'))}",
     ]

@@ -120,6 +120,7 @@ class _Timer:
     cfg: Config
     repeats: int
     has_ort: bool
+    has_openvino: bool = False
 
     def ms(self, fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
         return time_ms(fn, repeats, warmup=warmup, sync=torch.cuda.synchronize if self.cfg.cuda else None)
@@ -131,6 +132,13 @@ class _Timer:
     def cpu_onnxruntime(self) -> bool:
         """Whether onnxruntime runs in this configuration (CPU only, when installed)."""
         return self.has_ort and not self.cfg.cuda
+
+    @property
+    def cpu_engines(self) -> list[str]:
+        """The CPU engines besides torch timed in this configuration (CPU only, when installed)."""
+        if self.cfg.cuda:
+            return []
+        return (["onnxruntime"] if self.has_ort else []) + (["openvino"] if self.has_openvino else [])
 
 
 def _scene(store: AssetStore, model: str) -> _Scene:
@@ -154,9 +162,9 @@ def _time_detection(scene: _Scene, timer: _Timer) -> list[dict[str, Any]]:
 
     label = f"detection ({FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {len(scene.faces)} faces)"
     detectors = [(BASELINE, FaceBoxesDetector(assets=scene.store, device=timer.cfg.device, backend="torch"))]
-    if timer.cpu_onnxruntime:
-        detectors.append(("onnxruntime", FaceBoxesDetector(assets=scene.store, backend="onnxruntime",
-                                                           threads=timer.cfg.threads)))
+    for engine in timer.cpu_engines:  # each in its "auto" precision (OpenVINO: bf16 where the CPU has it)
+        detectors.append((engine, FaceBoxesDetector(assets=scene.store, backend=engine,  # type: ignore[arg-type]
+                                                    threads=timer.cfg.threads)))
     rows = []
     for engine, detector in detectors:
         ms = timer.ms(partial(detector.detect, scene.frame), timer.repeats)
@@ -169,9 +177,9 @@ def _time_regression(scene: _Scene, timer: _Timer, stages: Sequence[str]) -> lis
 
     cfg = timer.cfg
     regressors = [(BASELINE, create_model(scene.model, assets=scene.store, device=cfg.device, backend="torch"))]
-    if timer.cpu_onnxruntime:
-        regressors.append(("onnxruntime", create_model(scene.model, assets=scene.store, backend="onnxruntime",
-                                                       threads=cfg.threads)))
+    for engine in timer.cpu_engines:
+        regressors.append((engine, create_model(scene.model, assets=scene.store, backend=engine,  # type: ignore[arg-type]
+                                                threads=cfg.threads)))
     rows = []
     for engine, reg in regressors:
         if "regression_b1" in stages:
@@ -242,8 +250,10 @@ def _protocol(scene: _Scene, repeats: int) -> dict[str, Any]:
                      f"{max(2, repeats // 3)}, dense: {2 * repeats}) after warm-up runs",
         "units": "ms per frame (detection, rendering) or per face (regression, dense reconstruction)",
         "ratio": "torch eager ms / engine ms, same stage and configuration (> 1: faster than torch eager)",
-        "threads": "torch.set_num_threads(n) for torch; onnxruntime intra-op threads = n; numpy BLAS threads "
-                   "not changed",
+        "threads": "torch.set_num_threads(n) for torch; onnxruntime intra-op threads = n; OpenVINO "
+                   "INFERENCE_NUM_THREADS = n; numpy BLAS threads not changed",
+        "precision": "torch and onnxruntime float32; OpenVINO its auto precision (bf16 on CPUs with AMX or "
+                     "AVX-512-BF16, else f32)",
         "torch": torch.__version__,
         "onnxruntime": _ort_version(),
         "numpy": np.__version__,
@@ -272,7 +282,7 @@ def run_speed(assets: AssetsLike = None, *, model: str = "mb05", repeats: int = 
     Raises:
         InputError: an unknown stage.
     """
-    from ..nets.onnx_backend import onnxruntime_available
+    from ..nets.engines import onnxruntime_available, openvino_available
 
     stages = tuple(stages or STAGES)
     unknown = sorted(set(stages) - set(STAGES))
@@ -280,7 +290,7 @@ def run_speed(assets: AssetsLike = None, *, model: str = "mb05", repeats: int = 
         raise InputError(f"unknown speed stage(s) {', '.join(unknown)}; expected some of {', '.join(STAGES)}")
     configs = list(configs or default_configs())
     scene = _scene(resolve_assets(assets), model)
-    has_ort = onnxruntime_available()
+    has_ort, has_openvino = onnxruntime_available(), openvino_available()
     rows: list[dict[str, Any]] = []
     saved_threads = torch.get_num_threads()
     try:
@@ -289,7 +299,8 @@ def run_speed(assets: AssetsLike = None, *, model: str = "mb05", repeats: int = 
                 torch.set_num_threads(cfg.threads)
             if log is not None:
                 log(f"timing {cfg.label} ...")
-            rows += _time_config(scene, _Timer(cfg=cfg, repeats=repeats, has_ort=has_ort), stages)
+            rows += _time_config(scene, _Timer(cfg=cfg, repeats=repeats, has_ort=has_ort,
+                                                            has_openvino=has_openvino), stages)
     finally:
         torch.set_num_threads(saved_threads)
     _add_ratios(rows)

@@ -23,7 +23,7 @@ from ..morphable.frames import model_to_image
 from ..morphable.model import load_morphable_model
 from ..morphable.pose import pose_angles
 from ..nets.registry import Regressor, create_model
-from ..runtime import Backend, BaseOptions, resolve_base_options
+from ..runtime import Backend, BaseOptions, Precision, resolve_base_options
 from .crop import crop_faces, roi_from_box, roi_from_landmarks
 
 CropPolicy = Literal["box", "landmarks"]
@@ -95,9 +95,10 @@ class FaceAligner:
             FaceBoxes' rule for detectors without one).
         base_options: the runtime context (:class:`~ddfa.BaseOptions`: assets, device, backend,
             threads), shared by the regressor and the detector.
-        assets, device, backend, threads: shorthands overriding fields of ``base_options``:
-            asset folder or store (None: ``$DDFA_HOME``), torch device, ``"auto"`` /
-            ``"torch"`` / ``"onnxruntime"``, CPU threads of the inference engine.
+        assets, device, backend, threads, precision: shorthands overriding fields of
+            ``base_options``: asset folder or store (None: ``$DDFA_HOME``), torch device,
+            ``"auto"`` / ``"torch"`` / ``"onnxruntime"`` / ``"openvino"``, CPU threads of the
+            inference engine, ``"auto"`` / ``"f32"`` / ``"bf16"`` / ``"int8"``.
         mesh: dense mesh ``"noneck"`` (3DDFA_V2, 38,365 vertices) or ``"full"`` (3DDFA, 53,215).
         options: default :class:`AlignOptions`; keyword arguments ``crop_policy``,
             ``max_faces``, ``dense``, ``channels`` override its fields.
@@ -120,6 +121,7 @@ class FaceAligner:
         device: str | None = None,
         backend: Backend | None = None,
         threads: int | None = None,
+        precision: Precision | None = None,
         mesh: MeshVariant = "noneck",
         options: AlignOptions | None = None,
         detector_options: Any = None,
@@ -128,7 +130,7 @@ class FaceAligner:
         if mesh not in MESH_VARIANTS:  # before anything is loaded
             raise InputError(f"unknown mesh {mesh!r}; expected one of {', '.join(MESH_VARIANTS)}")
         self.base_options = resolve_base_options(base_options, assets=assets, device=device, backend=backend,
-                                                 threads=threads)
+                                                 threads=threads, precision=precision)
         self.options = (options or AlignOptions()).replace(**option_overrides)
         if isinstance(model, Regressor):
             self.regressor = model
