@@ -49,7 +49,7 @@ def test_ray_sigint_then_resume_split_plan(tmp_path, ray_address, many_photos, a
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "ddfa.cli.main", "batch", str(many_photos), "--output", str(out),
                              "--engine", "ray", "--address", ray_address, "--assets", str(assets_dir),
-                             "--batch-size", "2", "--shard-size", "2", "--workers", "1", "--quiet"],
+                             "--precision", "f32", "--batch-size", "2", "--shard-size", "2", "--workers", "1", "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -70,7 +70,8 @@ def test_ray_sigint_then_resume_split_plan(tmp_path, ray_address, many_photos, a
     assert 0 < len(before) < len(inputs)
 
     assert main(["batch", str(many_photos), "--output", str(out), "--engine", "ray", "--address", ray_address,
-                 "--assets", str(assets_dir), "--batch-size", "8", "--workers", "1", "--regress-workers", "1",
+                 "--assets", str(assets_dir), "--precision", "f32", "--batch-size", "8", "--workers", "1",
+                 "--regress-workers", "1",
                  "--quiet"]) == 0
     assert f"{len(before)} already done" in capsys.readouterr().out
     images = ddfa.io.read_batch(out, "images").to_pylist()
@@ -82,7 +83,7 @@ def test_ray_sigint_then_resume_split_plan(tmp_path, ray_address, many_photos, a
     landmarks = ddfa.io.column_array(faces, "landmarks_68")
     index = faces.column("face_index").to_pylist()
     for path in inputs[::10]:
-        expected = default_aligner(path)  # ddfa batch runs the default detector
+        expected = default_aligner(path)  # the default detector, in f32 like the run
         rows = sorted((i for i, p in enumerate(paths) if p == path), key=lambda i: index[i])
         assert len(rows) == len(expected), Path(path).name
         for i, face in zip(rows, expected):

@@ -39,7 +39,8 @@ class AlignerSpec:
         detector_options: the plug-in's options by name.
         assets: asset folder (None: ``$DDFA_HOME`` of each worker).
         device: torch device of the regressor (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
-        backend: ``"auto"``, ``"torch"`` or ``"onnxruntime"``.
+        backend: an inference engine (``"auto"``, ``"torch"``, ``"onnxruntime"``, ``"openvino"``).
+        precision: number format of the networks (as ``--precision``; it decides the rows).
         threads: CPU threads of each worker's inference engine (None: the engine decides from
             the cores it is given).
         crop_policy: ``"box"`` or ``"landmarks"``.
@@ -52,6 +53,7 @@ class AlignerSpec:
     assets: str | None = None
     device: str = "cpu"
     backend: str = "auto"
+    precision: str = "auto"
     threads: int | None = None
     crop_policy: str = "box"
     max_faces: int | None = None
@@ -60,7 +62,7 @@ class AlignerSpec:
         from ..runtime import BaseOptions
 
         return BaseOptions(assets=self.assets, device=device or self.device, backend=self.backend,  # type: ignore[arg-type]
-                           threads=self.threads)
+                           threads=self.threads, precision=self.precision)  # type: ignore[arg-type]
 
     def build(self, *, detector: bool = True, device: str | None = None):
         """The :class:`~ddfa.FaceAligner` (without a detector when ``detector`` is False)."""
@@ -101,7 +103,7 @@ class AlignerSpec:
 
     def result_options(self) -> dict[str, Any]:
         """The options that decide the rows (a resumed run must use the same)."""
-        keep = ("model", "detector", "detector_options", "crop_policy", "max_faces")
+        keep = ("model", "detector", "detector_options", "precision", "crop_policy", "max_faces")
         return {k: v for k, v in asdict(self).items() if k in keep}
 
 

@@ -74,7 +74,8 @@ def run(args) -> int:
     base = base_options_from_args(args)  # validates device, backend, threads
     spec = AlignerSpec(model=args.model, detector=args.detector, detector_options=detector_options_from_args(args),
                        assets=os.path.abspath(base.assets.root), device=base.device, backend=base.backend,
-                       threads=base.threads, crop_policy=args.crop_policy, max_faces=args.max_faces)
+                       precision=base.precision, threads=base.threads, crop_policy=args.crop_policy,
+                       max_faces=args.max_faces)
     options = BatchOptions(engine=args.engine, address=args.address, batch_size=args.batch_size,
                            workers=args.workers, regress_workers=args.regress_workers, shard_size=args.shard_size,
                            progress=not args.quiet)
