@@ -49,7 +49,8 @@ def test_ray_sigint_then_resume_split_plan(tmp_path, ray_address, many_photos, a
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "ddfa.cli.main", "batch", str(many_photos), "--output", str(out),
                              "--engine", "ray", "--address", ray_address, "--assets", str(assets_dir),
-                             "--precision", "f32", "--batch-size", "2", "--shard-size", "2", "--workers", "1", "--quiet"],
+                             "--precision", "f32", "--batch-size", "2", "--shard-size", "2", "--workers", "1",
+                             "--quiet"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
