@@ -264,3 +264,16 @@ def test_landmark_box_beside_detector_box(aligner, example_images):
     lm = face.landmarks
     np.testing.assert_allclose(face.landmark_box, [lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()])
     assert not np.allclose(face.landmark_box, face.box)
+
+
+def test_detections_carry_their_detectors_roi_rule(assets_dir, example_images):
+    """Detections found by YuNet crop the same in an aligner without a detector (the split plan
+    of ``ddfa batch``: detection in one process, regression in another)."""
+    with_detector = ddfa.FaceAligner(detector="yunet", assets=assets_dir)
+    without = ddfa.FaceAligner(detector=None, assets=assets_dir)
+    image = ddfa.read_image(example_images["emma.jpg"])
+    found = with_detector.detect(image)
+    assert found.roi_mapping == with_detector.roi_mapping != without.roi_mapping
+    expected = np.stack([f.landmarks for f in with_detector(image)])
+    got = np.stack([f.landmarks for f in without(image, boxes=found)])
+    np.testing.assert_allclose(got, expected, atol=1e-3)

@@ -28,7 +28,7 @@ import typing
 from ..errors import DdfaError, InputError, one_line
 
 #: sub-command modules under ddfa.cli, in the order ``ddfa --help`` lists them
-SUBCOMMANDS = ("align", "assets", "export", "benchmark", "train", "synth", "video")
+SUBCOMMANDS = ("align", "batch", "assets", "export", "benchmark", "train", "synth", "video")
 
 DESCRIPTION = """\
 ddfa: 3D dense face alignment in full pose range (3DDFA / 3DDFA_V2).

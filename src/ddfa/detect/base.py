@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..boxes import RoiMapping
 from ..errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -39,11 +40,16 @@ class Detections:
         keypoints: (K, 5, 2) float32 ``(x, y)`` image pixels of 5 facial points in the order
             of :data:`KEYPOINT_NAMES` (the person's right eye, left eye, nose tip, right and
             left mouth corners), or None when the detector gives none (FaceBoxes, given boxes).
+        roi_mapping: the box-to-roi rule of the detector that found these boxes (set by
+            :meth:`ddfa.FaceAligner.detect`, and by ``ddfa batch``'s detection stage), so that an
+            aligner without that detector crops them as their own detector's aligner would;
+            None: the aligning :class:`~ddfa.FaceAligner`'s rule.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
     keypoints: np.ndarray | None = None
+    roi_mapping: RoiMapping | None = None
 
     def __post_init__(self):
         if self.keypoints is not None and np.shape(self.keypoints) != (len(self.boxes), 5, 2):
@@ -85,7 +91,12 @@ class Detections:
         if isinstance(index, (list, tuple)):
             index = np.asarray(index, dtype=np.int64).reshape(-1)
         return Detections(self.boxes[index].reshape(-1, 4), self.scores[index].reshape(-1),
-                          None if self.keypoints is None else self.keypoints[index].reshape(-1, 5, 2))
+                          None if self.keypoints is None else self.keypoints[index].reshape(-1, 5, 2),
+                          self.roi_mapping)
+
+    def with_roi_mapping(self, mapping: RoiMapping | None) -> Detections:
+        """These detections marked with their detector's box-to-roi rule (kept if already set)."""
+        return self if self.roi_mapping is not None or mapping is None else replace(self, roi_mapping=mapping)
 
 
 @runtime_checkable

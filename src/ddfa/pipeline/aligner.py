@@ -154,7 +154,7 @@ class FaceAligner:
     def rois_from_detections(self, detections: Detections) -> np.ndarray:
         """(K, 4) float32 roi boxes of detections of this aligner's detector (its
         :attr:`roi_mapping`, with the 5 points when the detections carry them)."""
-        return roi_from_box(detections.boxes, self.roi_mapping, detections.keypoints)
+        return roi_from_box(detections.boxes, detections.roi_mapping or self.roi_mapping, detections.keypoints)
 
     @property
     def device(self) -> str:
@@ -186,6 +186,12 @@ class FaceAligner:
 
     def align_batch(self, images: Sequence, boxes: Sequence | None = None, **options) -> list[list[Face]]:
         """Align every face of several images; all faces share one network batch.
+
+        Args:
+            images: paths or arrays, as for :meth:`__call__`.
+            boxes: optional, one entry per image: (K, 4|5) boxes as for :meth:`__call__`, or the
+                :class:`~ddfa.detect.Detections` that :meth:`detect` returned for it (so detection
+                and regression can run in different processes, as ``ddfa batch`` does).
 
         Returns:
             For each image, its list of faces (``Face.image_index`` is the image's position).
@@ -220,7 +226,8 @@ class FaceAligner:
         """Run the detector on one image (path or array; ``channels`` as in :class:`AlignOptions`)."""
         if self.detector is None:
             raise InputError("this FaceAligner has no detector: pass boxes=...")
-        return self.detector.detect(self._load(image, channels or self.options.channels))
+        detections = self.detector.detect(self._load(image, channels or self.options.channels))
+        return detections.with_roi_mapping(self.roi_mapping)
 
     def _given(self, boxes, shape: tuple[int, ...], limits: InputLimits, source: str) -> tuple[Detections, RoiMapping]:
         """Given boxes (checked against the image and the limits) and the rule that turns them
@@ -228,7 +235,7 @@ class FaceAligner:
         boxes 3DDFA_V2's FaceBoxes rule."""
         if isinstance(boxes, Detections):
             check_boxes(boxes.boxes, shape, limits, source)
-            return boxes, self.roi_mapping
+            return boxes, boxes.roi_mapping or self.roi_mapping
         return check_boxes(boxes, shape, limits, source), FACEBOXES_ROI
 
     def align_rois(self, image, roi_boxes, *, dense: bool = False, boxes=None, scores=None) -> list[Face]:
