@@ -10,7 +10,8 @@ Every configuration runs as its own ``ddfa`` command (a fresh process, as a user
 first ``--num`` photos of ``--data`` (default: 300 AFLW2000-3D full photos, 450x450, mostly one
 face): ``ddfa align PHOTO... --outputs none`` (JSON only, the same results as the batch tables),
 then ``ddfa batch photos.txt`` (a list of the same photos) with each engine and worker count,
-each batch worker running its networks on ``--threads`` threads (default 1: a worker is a core).
+each batch worker running its networks on ``--threads`` threads (default 1: a worker is a core);
+each batch command runs ``--repeat`` times and the run with the best steady rate is shown.
 
 Printed per command: wall time and images/s on all photos (start-up included: importing torch,
 starting workers or Ray, loading models); images/s once every worker runs (``ddfa batch``'s
@@ -125,6 +126,8 @@ def main() -> None:
                         help="inference threads per batch worker (default: 1, so that N workers use N cores)")
     parser.add_argument("--address", default=None, help="Ray cluster for the ray runs (default: a local Ray)")
     parser.add_argument("--engines", default="local,ray", help="batch engines to run (default: local,ray)")
+    parser.add_argument("--repeat", type=int, default=2,
+                        help="runs of each batch command; the one with the best steady rate is shown (default: 2)")
     parser.add_argument("--no-control", dest="control", action="store_false",
                         help="skip the control run (1 vs N independent align processes at once)")
     parser.add_argument("--out", default=str(REPO / "out/bench_batch"))
@@ -160,13 +163,18 @@ def main() -> None:
                        *common]
             if engine == "ray" and args.address:
                 command += ["--address", args.address]
-            wall, cpu = run(command)
-            success = json.loads((target / "_SUCCESS").read_text())
-            assert success["counts"]["images"] == len(files), success["counts"]
-            rows.append({"name": f"ddfa batch --engine {engine}", "workers": str(count), "wall": wall, "cpu": cpu,
-                         "steady": success["run"]["steady_images_per_s"],
-                         "per_cpu": success["run"]["images_per_cpu_second"],
-                         "seen": success["run"]["workers_seen"]})
+            best: dict = {}
+            for _ in range(args.repeat):  # the best of a few runs: the machine may be shared
+                shutil.rmtree(target, ignore_errors=True)
+                wall, cpu = run(command)
+                success = json.loads((target / "_SUCCESS").read_text())
+                assert success["counts"]["images"] == len(files), success["counts"]
+                steady = success["run"]["steady_images_per_s"] or 0.0
+                if not best or steady > best["steady"]:
+                    best = {"name": f"ddfa batch --engine {engine}", "workers": str(count), "wall": wall, "cpu": cpu,
+                            "steady": steady, "per_cpu": success["run"]["images_per_cpu_second"],
+                            "seen": success["run"]["workers_seen"]}
+            rows.append(best)
 
     def fmt(value) -> str:
         return f"{value:.1f}" if value else "-"
