@@ -30,18 +30,13 @@ ENV_HOME = "DDFA_HOME"
 ENV_CACHE = "DDFA_CACHE"
 
 
-def user_dir(env: str, xdg: str, home_default: str) -> Path:
-    """``$env`` if set, else ``$xdg/ddfa``, else ``~/<home_default>/ddfa`` (XDG base directories)."""
-    value = os.environ.get(env)
-    if value:
-        return Path(value).expanduser()
-    base = os.environ.get(xdg)
-    return (Path(base).expanduser() if base else Path.home() / home_default) / "ddfa"
-
-
 def default_cache_dir() -> Path:
     """Directory for downloads and converted files: ``$DDFA_CACHE`` or ``~/.cache/ddfa``."""
-    return user_dir(ENV_CACHE, "XDG_CACHE_HOME", ".cache")
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "ddfa"
 
 
 def default_asset_root() -> Path:

@@ -47,9 +47,11 @@ KEY_FILE = "cache.key"
 
 def config_dir() -> Path:
     """``$DDFA_CONFIG``, or ``$XDG_CONFIG_HOME/ddfa``, or ``~/.config/ddfa``."""
-    from ..assets.store import user_dir
-
-    return user_dir(ENV_CONFIG, "XDG_CONFIG_HOME", ".config")
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env).expanduser()
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    return (Path(xdg).expanduser() if xdg else Path.home() / ".config") / "ddfa"
 
 
 @functools.cache
