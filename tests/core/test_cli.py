@@ -88,3 +88,38 @@ def test_export_onnx_matches_torch(tmp_path, assets_dir, pipeline_golden):
     reloaded = ddfa.create_model(str(v2), assets=assets_dir, backend="torch")
     np.testing.assert_allclose(reloaded.predict_whitened(pipeline_golden["crop"]), pipeline_golden["param_raw"],
                                atol=1e-4)
+
+
+def test_interrupt_turned_into_a_library_error_is_still_an_interrupt(monkeypatch, capsys):
+    # CI caught Ctrl-C landing while openvino's pybind11 module was being imported: the module's
+    # init swallows the KeyboardInterrupt and raises ImportError("initialization failed"), which
+    # ended as "internal error ... a bug in ddfa", exit 70
+    import argparse
+    import os
+    import signal
+    import time
+
+    import ddfa.cli.main as cli_main
+
+    def swallowing_import(args):
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+        except KeyboardInterrupt:
+            swallowed = True
+        assert swallowed
+        raise ImportError("initialization failed")  # no chain back to the interrupt
+
+    parser = argparse.ArgumentParser()
+    parser.set_defaults(func=swallowing_import)
+    monkeypatch.setattr(cli_main, "build_parser", lambda: parser)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert main([]) == 130
+    assert capsys.readouterr().err.strip() == "ddfa: interrupted"
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's handler is back
+
+    def plain_bug(args):
+        raise ImportError("initialization failed")
+
+    parser.set_defaults(func=plain_bug)
+    assert main([]) == 70 and "internal error" in capsys.readouterr().err

@@ -22,7 +22,9 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import signal
 import sys
+import threading
 import typing
 
 from ..errors import DdfaError, InputError, one_line
@@ -178,6 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run ``ddfa`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    interrupts, restore = _count_interrupts()
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
@@ -188,20 +191,59 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         _report(debug, "ddfa: interrupted")
         return 130
-    except DdfaError as exc:
-        _report(debug, f"ddfa: error: {exc}")
-        return 1
-    except OSError as exc:  # not wrapped by the command: still one line naming the file
-        _report(debug, f"ddfa: error: {describe_os_error(exc)}")
-        return 1
-    except MemoryError:
-        _report(debug, "ddfa: error: out of memory")
-        return 1
     except Exception as exc:
+        if interrupts() or _caused_by_interrupt(exc):
+            # a library turned the KeyboardInterrupt into its own error (a pybind11 module that is
+            # being imported raises ImportError "initialization failed"): still Ctrl-C
+            _report(debug, "ddfa: interrupted")
+            return 130
+        if isinstance(exc, DdfaError):
+            _report(debug, f"ddfa: error: {exc}")
+            return 1
+        if isinstance(exc, OSError):  # not wrapped by the command: still one line naming the file
+            _report(debug, f"ddfa: error: {describe_os_error(exc)}")
+            return 1
+        if isinstance(exc, MemoryError):
+            _report(debug, "ddfa: error: out of memory")
+            return 1
         detail = str(exc).strip().splitlines()
         _report(debug, f"ddfa: internal error: {type(exc).__name__}: {detail[0] if detail else ''} "
                 "(a bug in ddfa; run with --debug for the traceback)")
         return 70
+    finally:
+        restore()
+
+
+def _count_interrupts() -> tuple[typing.Callable[[], int], typing.Callable[[], None]]:
+    """Count Ctrl-C from now on (still raising KeyboardInterrupt, as Python's own handler does);
+    returns a function giving the count and one putting Python's handler back. Only where Python's
+    default handler is in place, in the main thread (a caller's own handler is left alone)."""
+    count = [0]
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return (lambda: count[0]), (lambda: None)
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        count[0] += 1
+        raise KeyboardInterrupt
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    return (lambda: count[0]), restore
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in ``exc``'s chain of causes and contexts."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def _report(debug: bool, message: str) -> None:
