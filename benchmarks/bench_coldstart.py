@@ -7,8 +7,9 @@ Usage::
 Runs the command (with ``--overwrite``: a re-run would otherwise skip the photo as done) ``--runs``
 times per engine in fresh processes, the engines taking turns
 (after one untimed run each, which fills the caches), and prints the median wall time of the
-whole process (interpreter start to exit), with ``python -c pass`` and ``import ddfa`` measured
-the same way for scale, and which heavy modules each process imported.
+whole process (interpreter start to exit), with ``python -c pass``, ``import numpy, cv2`` (the floor of any
+ddfa run) and ``import ddfa`` measured the same way for scale, and which heavy modules each
+process imported. Bytecode is cached as in an installed package (``--no-bytecode``: not).
 """
 
 from __future__ import annotations
@@ -26,9 +27,15 @@ CHECK = "import sys, atexit; atexit.register(lambda: print('IMPORTED', sorted(m 
         "'onnxruntime', 'openvino', 'scipy', 'numba') if m in sys.modules), file=sys.stderr)); "
 
 
+#: the environment of the timed processes: as an installed ddfa runs, with its modules' bytecode
+#: cached (``PYTHONDONTWRITEBYTECODE``, set on some build machines, would make every start
+#: compile ddfa's ~60 modules from source again: 0.15-0.35 s here); see ``--no-bytecode``
+BASE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def timed(argv: list[str], env: dict | None = None) -> tuple[float, str]:
     start = time.perf_counter()
-    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    done = subprocess.run(argv, capture_output=True, text=True, env={**BASE_ENV, **(env or {})})
     elapsed = time.perf_counter() - start
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{done.stderr}")
@@ -45,7 +52,11 @@ def main() -> None:
     parser.add_argument("--compare-src", default=None, metavar="DIR",
                         help="also time another ddfa source tree (its src/ folder, e.g. an earlier version "
                         "unpacked with `git archive`), run with PYTHONPATH=DIR and its default backend")
+    parser.add_argument("--no-bytecode", action="store_true",
+                        help="keep $PYTHONDONTWRITEBYTECODE (default: unset, so the untimed first runs cache bytecode)")
     args = parser.parse_args()
+    if args.no_bytecode and "PYTHONDONTWRITEBYTECODE" in os.environ:
+        BASE_ENV["PYTHONDONTWRITEBYTECODE"] = os.environ["PYTHONDONTWRITEBYTECODE"]
     assets = args.assets or os.environ.get("DDFA_HOME", "")
     photo = args.photo or str(Path(assets) / "3DDFA_V2/examples/inputs/JianzhuGuo.jpg")
     py = sys.executable

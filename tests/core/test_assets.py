@@ -129,3 +129,23 @@ def test_assets_list_command(assets_dir, capsys):
     assert "ok" in out and "3DDFA_V2/weights/mb05_120x120.pth" in out
     assert "missing" in out  # mb1 and the v1 checkpoint are not shared
     assert "non-commercial" in out
+
+
+def test_file_digest_is_recorded_across_processes_and_redone_when_the_file_changes(tmp_path, monkeypatch):
+    from ddfa.assets import store as store_module
+
+    monkeypatch.setenv("DDFA_CACHE", str(tmp_path / "cache"))
+    path = tmp_path / "file.bin"
+    path.write_bytes(b"a" * 1000)
+    first = store_module.file_digest(path)
+    assert (tmp_path / "cache" / store_module.DIGEST_RECORD).is_file()
+    store_module._DIGESTS.clear()  # a new process: the record is used, the file not read again
+    monkeypatch.setattr(store_module, "sha256_file", lambda p: pytest.fail("hashed again"))
+    assert store_module.file_digest(path) == first
+    monkeypatch.undo()
+    monkeypatch.setenv("DDFA_CACHE", str(tmp_path / "cache"))
+    stat = path.stat()
+    path.write_bytes(b"b" * 1000)  # same size, mtime put back: the ctime still tells
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    store_module._DIGESTS.clear()
+    assert store_module.file_digest(path) == store_module.sha256_file(path) != first

@@ -112,7 +112,7 @@ def test_interrupt_turned_into_a_library_error_is_still_an_interrupt(monkeypatch
 
     parser = argparse.ArgumentParser()
     parser.set_defaults(func=swallowing_import)
-    monkeypatch.setattr(cli_main, "build_parser", lambda: parser)
+    monkeypatch.setattr(cli_main, "build_parser", lambda command=None: parser)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
     assert main([]) == 130
     assert capsys.readouterr().err.strip() == "ddfa: interrupted"

@@ -74,9 +74,11 @@ def test_openvino_compiles_once_per_shape_and_honours_threads(assets_dir, exampl
     compiled = next(iter(runner._compiled.values()))[0]
     assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
     regressor = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")
-    crops = np.zeros((5, 120, 120, 3), np.uint8)
-    regressor(crops[:1]), regressor(crops)
-    assert regressor._get_runner().compiled_shapes == ["dynamic"]  # one compiled model for every batch size
+    crops = np.zeros((12, 120, 120, 3), np.uint8)
+    regressor(crops[:1]), regressor(crops[:5]), regressor(crops), regressor(crops[:11]), regressor(crops[:1])
+    # small batches compiled per size, larger ones share one dynamic-shape model
+    shapes = regressor._get_runner().compiled_shapes
+    assert len(shapes) == 3 and {"dynamic", ((1, 120, 120, 3), None), ((5, 120, 120, 3), None)} == set(shapes)
 
 
 def test_converted_cache_is_keyed_verified_and_rebuilt_when_tampered(tmp_path, monkeypatch, assets_dir,
@@ -194,3 +196,14 @@ print(sorted(m for m in ("torch", "onnx") if m in sys.modules))
     assert done.stdout.strip().splitlines()[-1] == "[]"
     assert "converting" not in done.stderr
     assert len(json.loads((tmp_path / "JianzhuGuo.jpg.json").read_text())["faces"]) == 1
+
+
+@needs_openvino
+def test_openvino_imports_its_cached_blob_without_reading_the_graph(tmp_path, monkeypatch, assets_dir,
+                                                                    pipeline_golden):
+    monkeypatch.setenv("DDFA_CACHE", str(tmp_path))
+    crops = pipeline_golden["crop"][:1]
+    reference = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")(crops)
+    again = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")
+    np.testing.assert_allclose(again(crops), reference, atol=1e-5)
+    assert again._get_runner()._read is None  # compiled network imported, ONNX graph never read

@@ -14,7 +14,10 @@ for non-commercial research only.
 from __future__ import annotations
 
 import hashlib
+import hmac
+import json
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Any, Union
@@ -48,11 +51,53 @@ def default_asset_root() -> Path:
 
 
 def file_digest(path: str | os.PathLike) -> str:
-    """sha256 of a file, hashed once per process per (path, size, mtime, inode)."""
+    """sha256 of a file, hashed once per (path, size, mtime, inode) in a process, and across
+    processes once per (path, size, mtime, ctime, inode, device) (:func:`_recorded_digest`)."""
     path = Path(path)
     stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns, stat.st_ino)
-    return _DIGESTS.get_or_build(key, lambda: sha256_file(path))
+    resolved = str(path.resolve())
+    key = (resolved, stat.st_size, stat.st_mtime_ns, stat.st_ino)
+    return _DIGESTS.get_or_build(key, lambda: _recorded_digest(resolved, stat, path))
+
+
+#: the digests of earlier processes, in the cache folder (signed like the converted models' manifests)
+DIGEST_RECORD = "file-digests.json"
+_RECORD_LOCK = threading.Lock()
+
+
+def _stat_signature(stat: os.stat_result) -> list[int]:
+    # ctime changes with every write, rename or attribute change and cannot be set back by a
+    # user (unlike mtime): a file changed in any way since it was hashed no longer matches
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
+
+
+def _recorded_digest(resolved: str, stat: os.stat_result, path: Path) -> str:
+    """The sha256 an earlier process recorded for this very file (same path, size, mtime,
+    ctime, inode and device, in a record carrying a valid keyed checksum), else hashed now and
+    recorded: start-up then reads 42 MB of asset files once, not on every run (~0.1 s)."""
+    from ..nets.model_cache import _mac, _write_atomic
+
+    signature = _stat_signature(stat)
+    record = default_cache_dir() / DIGEST_RECORD
+    with _RECORD_LOCK:
+        try:
+            data = json.loads(record.read_text())
+            files = {str(k): list(v) for k, v in data["files"].items()}
+            if not hmac.compare_digest(str(data.get("mac", "")), _mac({"files": files})):
+                files = {}
+        except (OSError, ValueError, AttributeError, KeyError, TypeError):
+            files = {}
+        entry = files.get(resolved)
+        if entry is not None and entry[:-1] == signature and isinstance(entry[-1], str):
+            return entry[-1]
+    digest = sha256_file(path)
+    with _RECORD_LOCK:
+        files[resolved] = signature + [digest]
+        try:
+            _write_atomic(record, json.dumps({"files": files, "mac": _mac({"files": files})}).encode())
+        except OSError:  # a cache that cannot be written: hashed again next time
+            pass
+    return digest
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

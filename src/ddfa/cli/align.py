@@ -41,6 +41,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 from ..errors import DdfaError, ImageReadError, InputError, OutputError, one_line
 from ..io.atomic import STAGING_PREFIX, TMP_PREFIX
@@ -332,14 +333,15 @@ def run(args) -> int:
 def _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, totals) -> None:
     from contextlib import closing
 
-    from tqdm import tqdm
-
     from ..io.atomic import output_error
     from ..pipeline.throughput import pipelined, sequential
 
     input_set = {os.path.normcase(p) for p in scan.files}
-    bar = tqdm(total=len(todo), unit="img", disable=args.quiet or len(todo) < 2, file=sys.stderr,
-               dynamic_ncols=True)
+    bar: Any = _NoBar()
+    if not (args.quiet or len(todo) < 2):  # tqdm only when a bar is shown (its import is ~0.05 s)
+        from tqdm import tqdm
+
+        bar = tqdm(total=len(todo), unit="img", file=sys.stderr, dynamic_ncols=True)
     # throughput mode (ddfa.pipeline.throughput): reading, the networks and writing overlap in three
     # threads; the outcomes come back in input order and are handled here as one after another would be
     stages = sequential if getattr(args, "sequential", False) or len(todo) < 2 else pipelined
@@ -392,6 +394,23 @@ def _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, 
         totals.interrupted = True
     finally:
         bar.close()
+
+
+class _NoBar:
+    """What ``ddfa align`` uses of a tqdm bar, for runs that show none."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def set_postfix(self, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    @staticmethod
+    def write(message: str, file=None) -> None:
+        print(message, file=file or sys.stdout)
 
 
 def _read_one(path, aligner):

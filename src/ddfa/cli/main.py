@@ -41,7 +41,20 @@ The 3DMM data and pretrained models are for non-commercial research use only.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: list[str]) -> str | None:
+    """The sub-command ``argv`` runs, or None (none given, or top-level help asked for first)."""
+    for arg in argv:
+        if arg in ("-h", "--help", "--"):
+            return None
+        if not arg.startswith("-"):  # the top-level options (--version, --debug) take no value
+            return arg if arg in SUBCOMMANDS else None
+    return None
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``ddfa`` parser; with ``command``, only that sub-command's parser is built in full
+    (the others are bare stand-ins), so that running one command does not import what the
+    others need for their options (``ddfa video``'s codecs, ``ddfa benchmark``'s protocols)."""
     from .. import __version__
 
     parser = argparse.ArgumentParser(
@@ -52,6 +65,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="show the full traceback of an error (also accepted after the command)")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in SUBCOMMANDS:
+        if command is not None and name != command:
+            subparsers.add_parser(name)
+            continue
         sub = importlib.import_module(f"{__package__}.{name}").register(subparsers)
         sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                          help="show the full traceback of an error")
@@ -182,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in argv
     interrupts, restore = _count_interrupts()
     try:
-        parser = build_parser()
+        parser = build_parser(chosen_command(argv))
         args = parser.parse_args(argv)
         if not hasattr(args, "func"):
             parser.print_help()

@@ -82,7 +82,15 @@ class YuNetDetector(SingleShotDetector):
         self.precision = resolve_precision(base.precision, engine)
         self.runner = open_runner(asset_model(base.assets, MODEL, "yunet"), engine, precision=self.precision,
                                   threads=base.threads, uint8_input=InputConversion((0.0, 0.0, 0.0)))
-        self._outputs = self.runner.output_names
+        self._names: list[str] | None = None
+
+    @property
+    def _outputs(self) -> list[str]:
+        """The network's output names (asked for on first use: an OpenVINO network whose compiled
+        blob is in the cache is then never read from its ONNX graph)."""
+        if self._names is None:
+            self._names = self.runner.output_names
+        return self._names
 
     def _network_input(self, batch: np.ndarray) -> np.ndarray:
         if self.runner.takes_uint8:  # OpenVINO: the uint8 tiles go in as they are

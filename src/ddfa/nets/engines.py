@@ -141,7 +141,7 @@ def resolve_precision(precision: str, engine: str, *, int8: bool = False) -> Res
 
 
 def open_runner(model, engine: str, *, precision: str, threads: int | None = None,
-                uint8_input=None, dynamic: bool = False):
+                uint8_input=None, dynamic: bool = False, static_batches: int = 0):
     """A runner ``runner(x) -> list[np.ndarray]`` for a converted model on a CPU engine.
 
     Args:
@@ -152,13 +152,15 @@ def open_runner(model, engine: str, *, precision: str, threads: int | None = Non
         uint8_input: an :class:`~ddfa.nets.openvino_backend.InputConversion`: on OpenVINO the
             runner then takes uint8 NHWC and converts inside the graph (``runner.takes_uint8``);
             onnxruntime always takes the graph's own input.
-        dynamic: OpenVINO: one compiled model for all shapes (else one per shape).
+        dynamic: OpenVINO: one compiled model for all shapes (else one per shape), except
+            batches up to ``static_batches``, which get one compiled model per shape.
     """
     if engine == "openvino":
         from .openvino_backend import OpenVinoRunner
 
         return OpenVinoRunner(model.source(), precision=precision, threads=threads, uint8_input=uint8_input,
-                              dynamic=dynamic, blob_dir=model.directory / "openvino" if model.directory else None)
+                              dynamic=dynamic, static_batches=static_batches,
+                              blob_dir=model.directory / "openvino" if model.directory else None)
     if engine == "onnxruntime":
         from .onnx_backend import OnnxRunner
 

@@ -217,11 +217,11 @@ def asset_model(store, relpath: str, name: str) -> ConvertedModel:
 class BlobDir:
     """A folder an engine writes compiled blobs to, checked like the converted models.
 
-    OpenVINO caches compiled networks in a folder (its ``CACHE_DIR``) and loads them without
-    compiling again. :meth:`verify` deletes every file there that is not listed, with the same
-    sha256, in ``blobs.json`` (itself signed like the manifests); :meth:`record` lists what the
-    engine has written. So a blob that
-    was changed after the engine wrote it is compiled again rather than loaded.
+    ddfa keeps OpenVINO's compiled networks there (:meth:`write`, exported blobs) and imports
+    them without compiling again (:meth:`read`, checked first). :meth:`verify` deletes every
+    file there that is not listed, with the same sha256, in ``blobs.json`` (itself signed like
+    the manifests); :meth:`record` lists what an engine has written. So a blob that was changed
+    after it was written is compiled again rather than loaded.
     """
 
     LIST = "blobs.json"
@@ -248,6 +248,30 @@ class BlobDir:
                 continue
             if listed.get(path.name) != _sha256_file(path):
                 path.unlink(missing_ok=True)
+
+    def read(self, name: str) -> bytes | None:
+        """The bytes of file ``name`` if it is listed with this content, else None (and a file
+        that is there but not listed so is deleted)."""
+        path = self.directory / name
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if self._listed().get(name) == sha256_bytes(data):
+            return data
+        path.unlink(missing_ok=True)
+        return None
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write file ``name`` (atomically) and list it; a cache that cannot be written is skipped."""
+        try:
+            _write_atomic(self.directory / name, data)
+            listed = self._listed()
+            listed[name] = sha256_bytes(data)
+            _write_atomic(self.directory / self.LIST, json.dumps({"files": listed, "mac": _mac({"files": listed})},
+                                                                 indent=1).encode())
+        except OSError:
+            pass
 
     def record(self) -> None:
         try:

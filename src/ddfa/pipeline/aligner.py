@@ -269,7 +269,9 @@ class FaceAligner:
 
     def _regress(self, arrays, image_index, rois):
         """Crop, regress and reconstruct 68 landmarks for faces sorted by image."""
-        crops = np.concatenate([crop_faces(arrays[i], rois[image_index == i]) for i in np.unique(image_index)])
+        # sorted(set()) rather than np.unique, whose first call imports numpy.ma (~0.05 s of start-up)
+        images = sorted(set(image_index.tolist()))
+        crops = np.concatenate([crop_faces(arrays[i], rois[image_index == i]) for i in images])
         params = self.regressor(crops)
         landmarks = model_to_image(self.morphable_model.landmarks(params), rois).astype(np.float32)
         return params, landmarks
