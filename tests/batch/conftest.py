@@ -127,8 +127,8 @@ def check_tables(mixed_folder, align_reference):
 
 @pytest.fixture(scope="session")
 def many_photos(tmp_path_factory, data_dir):
-    """60 AFLW2000-3D photos."""
+    """32 AFLW2000-3D photos."""
     root = tmp_path_factory.mktemp("batch_many")
-    for path in sorted((data_dir / "aflw2000-3d/AFLW2000-full").glob("*.jpg"))[:60]:
+    for path in sorted((data_dir / "aflw2000-3d/AFLW2000-full").glob("*.jpg"))[:32]:
         shutil.copy(path, root / path.name)
     return root

@@ -81,3 +81,17 @@ def test_arrays_and_keypoints_round_trip(tmp_path, results, aligner, mixed_folde
     np.testing.assert_array_equal(column_array(table, "params"), np.stack([f.params for f in faces]))
     np.testing.assert_array_equal(column_array(table, "face_index"), np.arange(len(faces)))
     np.testing.assert_allclose(column_array(table, "yaw"), [f.pose.yaw for f in faces])
+
+
+def test_spec_defaults_are_the_facades():
+    """A run built from ``AlignerSpec()`` in Python aligns as ``FaceAligner()`` and ``ddfa batch``
+    do (it used to default to FaceBoxes while everything else had moved to YuNet)."""
+    import inspect
+
+    from ddfa.batch import AlignerSpec
+    from ddfa.cli.main import build_parser
+
+    facade = inspect.signature(ddfa.FaceAligner).parameters
+    assert AlignerSpec().detector == facade["detector"].default == "yunet"
+    args = build_parser().parse_args(["batch", "in", "--output", "out"])
+    assert AlignerSpec().detector == args.detector

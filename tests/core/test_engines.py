@@ -207,3 +207,36 @@ def test_openvino_imports_its_cached_blob_without_reading_the_graph(tmp_path, mo
     again = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")
     np.testing.assert_allclose(again(crops), reference, atol=1e-5)
     assert again._get_runner()._read is None  # compiled network imported, ONNX graph never read
+
+
+def test_processes_starting_together_agree_on_one_cache_key(tmp_path):
+    """The cache's signing key is made by whichever process comes first; others starting at the
+    same moment (test workers, a batch's process pool) must read that whole key, never a
+    half-written one, or each would sign and distrust the others' cached models."""
+    config = tmp_path / "config"
+    code = ("import os, sys, time\n"
+            "from ddfa.nets.model_cache import cache_key\n"
+            "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
+            "sys.stdout.write(cache_key().hex())\n")
+    start = time.time() + 1.5
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(start)], stdout=subprocess.PIPE, text=True,
+                              env=dict(os.environ, DDFA_CONFIG=str(config))) for _ in range(8)]
+    keys = {proc.communicate(timeout=60)[0] for proc in procs}
+    assert len(keys) == 1 and len(bytes.fromhex(keys.pop())) == 32
+    assert [p.name for p in config.iterdir()] == ["cache.key"]  # no temporary file left
+    (config / "cache.key").write_bytes(b"short")  # a damaged key is replaced, not used
+    from ddfa.nets.model_cache import _key_for
+
+    assert len(_key_for(config / "cache.key")) == 32 == len((config / "cache.key").read_bytes())
+
+
+@needs_openvino
+def test_exit_right_after_start_up_is_clean(assets_dir):
+    """A script that builds an aligner and ends at once (``FaceAligner(...)`` then exit) used to
+    abort in 3 runs of 4 ("terminate called without an active exception", or a segfault): the
+    interpreter killed the thread still compiling in OpenVINO. It must exit 0, every time."""
+    code = ("import ddfa\n"
+            f"ddfa.FaceAligner(assets={str(assets_dir)!r}, backend='openvino')\n")
+    for _ in range(4):
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0 and "terminate" not in proc.stderr, (proc.returncode, proc.stderr[-500:])

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from ..detect.base import DEFAULT_DETECTOR
 from ..errors import InputError
 from ..io.batch import ImageResult
 from .inputs import load_image
@@ -35,7 +36,7 @@ class AlignerSpec:
 
     Attributes:
         model: regressor name or checkpoint path (as ``--model``).
-        detector: detector plug-in name (as ``--detector``).
+        detector: detector plug-in name (as ``--detector``; default: the facade's, ``"yunet"``).
         detector_options: the plug-in's options by name.
         assets: asset folder (None: ``$DDFA_HOME`` of each worker).
         device: torch device of the regressor (``"cpu"``, ``"cuda"``, ``"cuda:N"``).
@@ -48,7 +49,7 @@ class AlignerSpec:
     """
 
     model: str = "mb05"
-    detector: str = "faceboxes"
+    detector: str = DEFAULT_DETECTOR
     detector_options: dict[str, Any] = field(default_factory=dict)
     assets: str | None = None
     device: str = "cpu"

@@ -56,6 +56,9 @@ def config_dir() -> Path:
 
 @functools.cache
 def _key_for(path: Path) -> bytes:
+    """The key in ``path``, made on first use. Published whole (written to a private temporary
+    file, then hard-linked into place), so that processes starting together agree on one key and
+    none reads a half-written one; a damaged key file (under 32 bytes) is replaced."""
     try:
         data = path.read_bytes()
         if len(data) >= 32:
@@ -63,15 +66,23 @@ def _key_for(path: Path) -> bytes:
     except OSError:
         pass
     key = secrets.token_bytes(32)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "wb") as handle:
             handle.write(key)
-    except FileExistsError:  # another process made it first
-        return path.read_bytes()
+        try:
+            os.link(temporary, path)
+        except FileExistsError:  # another process published its key first, or a damaged one is there
+            data = path.read_bytes()
+            if len(data) >= 32:
+                return data
+            os.replace(temporary, path)
     except OSError:
         pass  # not writable: a key for this process only (cached models then verify in it alone)
+    finally:
+        temporary.unlink(missing_ok=True)
     return key
 
 

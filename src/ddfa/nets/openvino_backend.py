@@ -246,7 +246,9 @@ class OpenVinoRunner:
                 except Exception:  # the first call compiles again and raises where it can be seen
                     pass
 
-        threading.Thread(target=work, name="ddfa-openvino-compile", daemon=True).start()
+        # not a daemon: the interpreter waits for it at exit (killing a thread inside OpenVINO's
+        # compiler aborts the process: "terminate called without an active exception")
+        threading.Thread(target=work, name="ddfa-openvino-compile", daemon=False).start()
 
     # ------------------------------------------------------------------ running
     def __call__(self, x: np.ndarray, resize_to: tuple[int, int] | None = None) -> list[np.ndarray]:
