@@ -242,7 +242,6 @@ class FaceAligner:
                 pose=Pose(*(float(a) for a in angles[k])),
                 image_index=int(image_index[k]),
                 model=self.morphable_model,
-                assets=self.base_options.assets,
             )
             if vertices is not None:
                 face.__dict__["vertices"] = vertices[k]
