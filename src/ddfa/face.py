@@ -55,6 +55,10 @@ class Face:
         pose: :class:`Pose` (yaw, pitch, roll in degrees).
         image_index: index of the image in a batch call (0 for single images).
         model: the morphable model used to reconstruct the dense mesh.
+        uncertainty: spread of the refinement passes' landmarks, a fraction of the face size
+            (None without refinement; see :mod:`ddfa.pipeline.refine`).
+        confidence: calibrated probability in [0, 1] that the landmarks are good (None without
+            refinement; see :mod:`ddfa.pipeline.confidence`).
     """
 
     box: np.ndarray
@@ -65,6 +69,8 @@ class Face:
     pose: Pose
     image_index: int = 0
     model: "MorphableModel | None" = field(default=None, repr=False)
+    uncertainty: float | None = None
+    confidence: float | None = None
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -93,6 +99,17 @@ class Face:
         if self.model is None:
             raise ValueError("this Face has no morphable model attached; cannot reconstruct the dense mesh")
         return model_to_image(self.model.vertices(self.params), self.roi_box).astype(np.float32)
+
+    @cached_property
+    def landmarks_visible(self) -> np.ndarray:
+        """(68,) bool: whether each landmark is visible in the photo (its part of the face faces
+        the camera and no other part of the face hides it), from the dense mesh's normals and
+        z-buffer (:mod:`ddfa.render.visibility`); computed on first access."""
+        if self.model is None:
+            raise ValueError("this Face has no morphable model attached; cannot test landmark visibility")
+        from .render.visibility import landmark_visibility
+
+        return landmark_visibility(self.vertices, self.model)
 
     @property
     def triangles(self) -> np.ndarray:
@@ -176,6 +193,12 @@ class Face:
             "landmarks_68": np.asarray(self.landmarks, dtype=np.float64).round(4).tolist(),
             "pose": self.pose.to_dict(),
         }
+        if self.model is not None:
+            out["landmarks_visible"] = [bool(v) for v in self.landmarks_visible]
+        if self.uncertainty is not None:
+            out["uncertainty"] = float(self.uncertainty)
+        if self.confidence is not None:
+            out["confidence"] = float(self.confidence)
         if dense:
             out["vertices"] = np.asarray(self.vertices, dtype=np.float64).round(3).tolist()
         return out

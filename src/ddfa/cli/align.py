@@ -21,6 +21,7 @@ examples:
   ddfa align photo.jpg --output out
   ddfa align photos/ more.jpg --output out --outputs 2d_sparse --max-faces 1
   ddfa align photos/ --recursive --crop-policy landmarks --assets /path/to/assets --output out
+  ddfa align photo.jpg --crop-policy landmarks --refine full --output out
 """
 
 
@@ -46,6 +47,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--crop-policy", choices=("box", "landmarks"), default="box",
                         help="crop from the detection box (one pass, default) or refine from the first "
                         "pass's landmarks (two passes)")
+    parser.add_argument("--refine", choices=("none", "flip", "full"), default="none",
+                        help="test-time refinement: also regress the mirrored crop (flip) and jittered crops "
+                        "(full) and combine them; adds uncertainty and confidence to the JSON (default: none)")
     parser.add_argument("--max-faces", type=int, default=None, metavar="N",
                         help="keep at most N faces per image, best score first")
     parser.add_argument("--recursive", action="store_true", help="also search sub-folders of folder arguments")
@@ -101,7 +105,7 @@ def run(args) -> int:
         raise InputError(f"--max-faces must be at least 1, got {args.max_faces}")
     if args.detector in (None, "none"):
         raise InputError("--detector none: ddfa align has no way to take boxes; choose a detector plug-in")
-    options = AlignOptions(crop_policy=args.crop_policy, max_faces=args.max_faces)
+    options = AlignOptions(crop_policy=args.crop_policy, max_faces=args.max_faces, refine=args.refine)
     files, failures = collect_inputs(args.paths, args.recursive)
     out_dir = Path(args.output)
     out_dir.mkdir(parents=True, exist_ok=True)

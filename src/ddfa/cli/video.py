@@ -57,6 +57,9 @@ def register(subparsers) -> argparse.ArgumentParser:
                        help=f"run the detector every N frames (1: every frame; 0: only when a track is unsure; "
                        f"default: {track.detect_every})")
     group.add_argument("--max-faces", type=int, default=None, metavar="N", help="follow at most N faces")
+    group.add_argument("--refine", choices=("none", "flip", "full"), default="none",
+                       help="test-time refinement of every tracked face; its calibrated confidence then also "
+                       "decides when to re-run the detector (default: none)")
     group = parser.add_argument_group("smoothing")
     group.add_argument("--smooth", choices=("none", "causal", "offline"), default=None,
                        help="One-Euro smoothing of landmarks, pose and mesh: causal (no delay) or offline "
@@ -102,7 +105,7 @@ def run(args) -> int:
     smoothing = SmoothingOptions(mode=mode, min_cutoff=args.min_cutoff, beta=args.beta,
                                  strength=args.smooth_strength, lookahead=args.lookahead)
     aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
-                          backend=args.backend)
+                          backend=args.backend, refine=args.refine)
     summary = process_video(source, args.output, records=records, aligner=aligner, outputs=outputs,
                             smoothing=smoothing, draw_ids=not args.no_ids, codec=args.codec,
                             progress=not args.quiet, detect_every=args.detect_every, max_faces=args.max_faces)

@@ -7,7 +7,9 @@ Schema (``ddfa align``)::
      "pose_convention": "AFLW2000-3D: degrees; yaw>0 face turned to image left, pitch>0 chin up, roll>0 clockwise",
      "faces": [{"box": [x1, y1, x2, y2], "score": s, "roi_box": [sx, sy, ex, ey],
                 "params": [62 floats], "landmarks_68": [[x, y, z] x 68],
-                "pose": {"yaw": .., "pitch": .., "roll": ..}}, ...]}
+                "pose": {"yaw": .., "pitch": .., "roll": ..},
+                "landmarks_visible": [68 booleans],
+                "uncertainty": u, "confidence": c}, ...]}   # the last two with --refine flip|full
 """
 
 from __future__ import annotations

@@ -107,3 +107,35 @@ def v2_depth(points):
     z = points[..., 2]
     zmin = z.min(axis=-1, keepdims=True) if isinstance(z, np.ndarray) else z.min(dim=-1, keepdim=True).values
     return _stack(points[..., 0], points[..., 1], z - zmin, points)
+
+
+def params_to_roi(params, roi_from, roi_to, size: int = CROP_SIZE):
+    """Re-express parameters predicted on the crop of ``roi_from`` in the crop frame of ``roi_to``.
+
+    The model-to-image map of a square roi is a scale and a shift, so a face's parameters for
+    one roi become those of another exactly: ``P' = ρ·P`` plus a shift of the translation, with
+    ``ρ`` the ratio of the two rois' pixels per crop pixel. ``model_to_image(reconstruct(p'),
+    roi_to)`` equals ``model_to_image(reconstruct(p), roi_from)``. numpy only.
+
+    Args:
+        params: (..., 62) parameters in the frame of ``roi_from``.
+        roi_from, roi_to: (..., 4) square roi boxes ``(sx, sy, ex, ey)`` (broadcast against
+            ``params``).
+
+    Returns:
+        (..., 62) float64 parameters in the frame of ``roi_to``.
+    """
+    from .params import coefficients, join_params, pose_matrix
+
+    p = np.asarray(params, dtype=np.float64)
+    src = np.asarray(roi_from, dtype=np.float64)
+    dst = np.asarray(roi_to, dtype=np.float64)
+    k_src = (src[..., 2] - src[..., 0]) / size
+    k_dst = (dst[..., 2] - dst[..., 0]) / size
+    ratio = (k_src / k_dst)[..., None, None]
+    pose = pose_matrix(p) * ratio
+    shift_x = (1 - ratio[..., 0, 0]) + (src[..., 0] - dst[..., 0]) / k_dst
+    shift_y = size * (1 - ratio[..., 0, 0]) - (src[..., 1] - dst[..., 1]) / k_dst
+    pose[..., 0, 3] += shift_x
+    pose[..., 1, 3] += shift_y
+    return join_params(pose, coefficients(p))

@@ -23,7 +23,9 @@ from ..morphable.model import load_morphable_model
 from ..morphable.pose import pose_angles
 from ..nets.registry import Regressor, create_model
 from ..runtime import Backend, BaseOptions, resolve_base_options
+from .confidence import confidence_from_uncertainty
 from .crop import crop_faces, roi_from_box, roi_from_landmarks
+from .refine import REFINE_MODES, RefineMode, refine_transforms, regress_refined
 
 CropPolicy = Literal["box", "landmarks"]
 Channels = Literal["bgr", "rgb"]
@@ -46,12 +48,17 @@ class AlignOptions:
         channels: channel order of image *arrays* passed in: ``"bgr"`` (OpenCV's, the default)
             or ``"rgb"`` (PIL, imageio, matplotlib). Files are always decoded correctly. The
             network was trained on BGR: RGB passed as BGR gives wrong landmarks, silently.
+        refine: test-time refinement of the last pass (:mod:`ddfa.pipeline.refine`):
+            ``"none"`` (one crop per face), ``"flip"`` (the crop and its mirror image) or
+            ``"full"`` (plus jittered crops, 14 in all), all through the same network batch and
+            combined; refined faces carry ``uncertainty`` and ``confidence``.
     """
 
     crop_policy: CropPolicy = "box"
     max_faces: int | None = None
     dense: bool = False
     channels: Channels = "bgr"
+    refine: RefineMode = "none"
 
     def __post_init__(self):
         if self.crop_policy not in CROP_POLICIES:
@@ -63,6 +70,8 @@ class AlignOptions:
             raise InputError(f"dense must be True or False, got {self.dense!r}")
         if self.channels not in CHANNELS:
             raise InputError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
+        if self.refine not in REFINE_MODES:
+            raise InputError(f"refine must be one of {REFINE_MODES}, got {self.refine!r}")
 
     def replace(self, **overrides: Any) -> "AlignOptions":
         """A copy with the given fields changed (unknown names raise :class:`InputError`)."""
@@ -88,7 +97,7 @@ class FaceAligner:
             ``"torch"`` / ``"onnxruntime"``, CPU threads of the inference engine.
         mesh: dense mesh ``"noneck"`` (3DDFA_V2, 38,365 vertices) or ``"full"`` (3DDFA, 53,215).
         options: default :class:`AlignOptions`; keyword arguments ``crop_policy``,
-            ``max_faces``, ``dense``, ``channels`` override its fields.
+            ``max_faces``, ``dense``, ``channels``, ``refine`` override its fields.
         detector_options: the detector plug-in's options, as its options dataclass or a mapping
             by field name (e.g. ``{"score_threshold": 0.6}``).
 
@@ -174,11 +183,13 @@ class FaceAligner:
         det_boxes = np.concatenate([d.boxes for d in detections])
         scores = np.concatenate([d.scores for d in detections])
         rois = roi_from_box(det_boxes)
-        params, landmarks = self._regress(arrays, image_index, rois)
-        if opts.crop_policy == "landmarks":
+        last = opts.crop_policy == "box"
+        params, landmarks, spread = self._regress(arrays, image_index, rois, opts.refine if last else "none")
+        if not last:  # landmark crop policy: the second pass is the refined one
             rois = roi_from_landmarks(landmarks)
-            params, landmarks = self._regress(arrays, image_index, rois)
-        faces = self._make_faces(params, landmarks, rois, det_boxes, scores, image_index, opts.dense)
+            params, landmarks, spread = self._regress(arrays, image_index, rois, opts.refine)
+        faces = self._make_faces(params, landmarks, rois, det_boxes, scores, image_index, opts.dense,
+                                 spread, opts.refine)
         out: list[list[Face]] = [[] for _ in arrays]
         for face in faces:
             out[face.image_index].append(face)
@@ -204,13 +215,13 @@ class FaceAligner:
         if not len(rois):
             return []
         index = np.zeros(len(rois), dtype=np.int64)
-        params, landmarks = self._regress([arr], index, rois)
+        params, landmarks, spread = self._regress([arr], index, rois, self.options.refine)
         if boxes is None:
             boxes = landmark_boxes(landmarks)
         if scores is None:
             scores = np.ones(len(rois), np.float32)
         return self._make_faces(params, landmarks, rois, np.asarray(boxes, np.float32),
-                                np.asarray(scores, np.float32), index, dense)
+                                np.asarray(scores, np.float32), index, dense, spread, self.options.refine)
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -219,15 +230,22 @@ class FaceAligner:
             return read_image(image)
         return to_bgr_uint8(image, source, rgb=channels == "rgb")
 
-    def _regress(self, arrays, image_index, rois):
-        """Crop, regress and reconstruct 68 landmarks for faces sorted by image."""
+    def _regress(self, arrays, image_index, rois, refine: str = "none"):
+        """Crop, regress and reconstruct 68 landmarks for faces sorted by image; with ``refine``,
+        every pass of every face in one batch, combined (also returns the passes' spread)."""
+        transforms = refine_transforms(refine)
+        if len(transforms) > 1:
+            refined = regress_refined(self.regressor, self.morphable_model, arrays, image_index, rois, transforms)
+            return refined.params, refined.landmarks, refined.uncertainty
         crops = np.concatenate([crop_faces(arrays[i], rois[image_index == i]) for i in np.unique(image_index)])
         params = self.regressor(crops)
         landmarks = model_to_image(self.morphable_model.landmarks(params), rois).astype(np.float32)
-        return params, landmarks
+        return params, landmarks, None
 
-    def _make_faces(self, params, landmarks, rois, boxes, scores, image_index, dense) -> list[Face]:
+    def _make_faces(self, params, landmarks, rois, boxes, scores, image_index, dense, spread=None,
+                    refine: str = "none") -> list[Face]:
         angles = pose_angles(params)
+        confidence = None if spread is None else confidence_from_uncertainty(spread, refine)
         vertices = None
         if dense:
             vertices = model_to_image(self.morphable_model.vertices(params), rois).astype(np.float32)
@@ -242,6 +260,8 @@ class FaceAligner:
                 pose=Pose(*(float(a) for a in angles[k])),
                 image_index=int(image_index[k]),
                 model=self.morphable_model,
+                uncertainty=None if spread is None else float(spread[k]),
+                confidence=None if confidence is None else float(confidence[k]),
             )
             if vertices is not None:
                 face.__dict__["vertices"] = vertices[k]

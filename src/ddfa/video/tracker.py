@@ -12,7 +12,9 @@
    box is less than ``end_visible`` inside the frame ends ("left the frame"). A track with
    ``consistency < min_consistency``, a scale change beyond ``max_scale_change``, or less than
    ``min_visible`` of its roi inside the frame (at the border the crop is padded with black and
-   the regressor may keep fitting a face to what is left) is *uncertain*. Two tracks whose
+   the regressor may keep fitting a face to what is left) is *uncertain*; so is, when the
+   aligner refines (``FaceAligner(refine="flip"|"full")``), a face whose calibrated
+   ``confidence`` is below ``min_confidence`` (:mod:`ddfa.pipeline.confidence`). Two tracks whose
    landmarks coincide (mean distance below ``duplicate_distance`` x face size) follow the same
    face: the less consistent one ends ("merged"), so an occluded face never hands its id to
    the face in front of it.
@@ -142,6 +144,8 @@ class TrackerOptions:
         duplicate_distance: two tracks whose mean landmark distance is below this fraction of
             the face size follow the same face.
         max_misses: detection runs in a row that may miss a (certain) track before it ends.
+        min_confidence: a refined face (the aligner's ``refine`` is not ``"none"``) whose
+            ``confidence`` is below this is uncertain (ignored for unrefined faces).
     """
 
     detect_every: int = 10
@@ -154,6 +158,7 @@ class TrackerOptions:
     end_visible: float = 0.25
     duplicate_distance: float = 0.1
     max_misses: int = 2
+    min_confidence: float = 0.5
 
     def __post_init__(self):
         if int(self.detect_every) < 0:
@@ -164,7 +169,7 @@ class TrackerOptions:
             raise InputError(f"max_misses must be >= 0, got {self.max_misses}")
         if not self.max_scale_change >= 1:
             raise InputError(f"max_scale_change must be >= 1, got {self.max_scale_change}")
-        for name in ("match_iou", "reanchor_iou", "min_consistency", "min_visible", "end_visible"):
+        for name in ("match_iou", "reanchor_iou", "min_consistency", "min_visible", "end_visible", "min_confidence"):
             value = getattr(self, name)
             if not 0 <= value <= 1:
                 raise InputError(f"{name} must be in [0, 1], got {value}")
@@ -313,7 +318,8 @@ class VideoTracker:
                 track.face = face
                 consistency[track.id] = float(iou[k])
                 if (iou[k] < opts.min_consistency or not 1 / opts.max_scale_change <= scale[k] <= opts.max_scale_change
-                        or roi_visible[k] < opts.min_visible):
+                        or roi_visible[k] < opts.min_visible
+                        or (face.confidence is not None and face.confidence < opts.min_confidence)):
                     uncertain.add(track.id)
                 keep.append(track)
             self.active = keep
@@ -431,5 +437,6 @@ class VideoTracker:
         box = landmark_boxes(face.landmarks[None])[0].astype(np.float32)
         return TrackedFace(box=box, score=track.score, roi_box=face.roi_box, params=face.params,
                            landmarks=face.landmarks, pose=face.pose, image_index=0, model=face.model,
+                           uncertainty=face.uncertainty, confidence=face.confidence,
                            track_id=track.id, confirmed=confirmed)
 
