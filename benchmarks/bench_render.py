@@ -90,7 +90,8 @@ def main(argv=None) -> int:
     torch.set_num_threads(1)
     import ddfa
 
-    assets = args.assets or os.environ.get("DDFA_HOME") or str(Path(__file__).resolve().parents[1].parent / "shared" / "assets")
+    assets = (args.assets or os.environ.get("DDFA_HOME")
+              or str(Path(__file__).resolve().parents[1].parent / "shared" / "assets"))
     photo = ddfa.read_image(Path(assets) / args.photo)
     aligner = ddfa.FaceAligner(assets=assets, threads=1)
 
@@ -120,8 +121,8 @@ def main(argv=None) -> int:
     imported = time.perf_counter()
     frame, face = frames[720]
     render_shaded(frame, [face])
-    render_depth([face], frame)
-    render_pncc([face], frame)
+    render_depth(frame, [face])
+    render_pncc(frame, [face])
     first = time.perf_counter()
     print(f"first calls: import ddfa.render {1e3 * (imported - start):.0f} ms (numba), first render_shaded + "
           f"render_depth + render_pncc {1e3 * (first - imported):.0f} ms ({jit_state()})")
@@ -139,12 +140,14 @@ def main(argv=None) -> int:
         roi = face.roi_box[2] - face.roi_box[0]
         tag = f"{roi:.0f} px face"
         print(f" one face, roi {tag} ({len(face.vertices)} vertices, {len(face.triangles)} triangles)")
-        run(f"rasterize, {tag}", lambda: rasterize(face.vertices, face.triangles, 720, 1280), args.repeat)
-        run(f"render_shaded (3d output), {tag}", lambda: render_shaded(frame, [face]), args.repeat)
-        run(f"render_depth, {tag}", lambda: render_depth([face], frame), args.repeat)
-        run(f"render_pncc, {tag}", lambda: render_pncc([face], frame), args.repeat)
+        # (run() calls each lambda before the loop moves on: binding frame and face late is safe)
+        run(f"rasterize, {tag}", lambda: rasterize(face.vertices, face.triangles, 720, 1280), args.repeat)  # noqa: B023
+        run(f"render_shaded (3d output), {tag}", lambda: render_shaded(frame, [face]), args.repeat)  # noqa: B023
+        run(f"render_depth, {tag}", lambda: render_depth(frame, [face]), args.repeat)  # noqa: B023
+        run(f"render_pncc, {tag}", lambda: render_pncc(frame, [face]), args.repeat)  # noqa: B023
         run(f"naive painter's + cv2.fillConvexPoly, {tag}",
-            lambda: naive_render(frame, face.vertices[None], face.triangles), max(3, args.repeat // 10))
+            lambda: naive_render(frame, face.vertices[None], face.triangles),  # noqa: B023
+            max(3, args.repeat // 10))
         if photo_height == 720:
             width = float(face.vertices[:, 0].max() - face.vertices[:, 0].min())
             three = [Shifted(face, dx) for dx in (-0.9 * width, 0.0, 0.9 * width)]

@@ -11,13 +11,12 @@ threads, and on CUDA when available.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-from pathlib import Path
 
 
 def main(argv: list[str] | None = None) -> int:
     from ddfa.eval.speed import default_configs, format_speed, run_speed
+    from ddfa.io.results import write_json
 
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assets", default=None, help="asset directory (default: $DDFA_HOME)")
@@ -31,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
                        log=lambda msg: print(msg, file=sys.stderr, flush=True))
     print(format_speed(result))
     if args.json:
-        path = Path(args.json)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=1) + "\n")
+        write_json(args.json, result)
     return 0
 
 

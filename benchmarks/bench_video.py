@@ -26,13 +26,24 @@ from __future__ import annotations
 import argparse
 import tempfile
 import time
+from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
 
 import ddfa
+from ddfa.face import Face
 from ddfa.render import render_output
-from ddfa.video import FaceSmoother, SmoothingOptions, VideoSource, VideoTracker, VideoWriter, process_video
+from ddfa.video import (
+    FaceSmoother,
+    SmoothingOptions,
+    TrackerOptions,
+    VideoOptions,
+    VideoSource,
+    VideoTracker,
+    VideoWriter,
+    process_video,
+)
 
 DEFAULT_VIDEO = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "video" / "obama.mp4"
 
@@ -116,16 +127,18 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime threads (default: all cores)")
     parser.add_argument("--detect-every", type=int, default=10)
+    parser.add_argument("--detector", default=None, help="detector plug-in (default: ddfa's default, yunet)")
     args = parser.parse_args()
     assets = args.assets or (DEFAULT_VIDEO.parents[2] / "assets")
-    aligner = ddfa.FaceAligner(assets=assets, threads=args.threads)
+    aligner = ddfa.FaceAligner(assets=assets, threads=args.threads,
+                               **({"detector": args.detector} if args.detector else {}))
     frames = [f.image for f in VideoSource(args.video)]
     fps = VideoSource(args.video).fps
     print(f"video: {args.video} ({len(frames)} frames, {frames[0].shape[1]}x{frames[0].shape[0]}, {fps:g} fps); "
           f"{aligner}")
 
     # ---- tracking quality
-    tracker = VideoTracker(aligner, detect_every=args.detect_every, smoothing="none")
+    tracker = VideoTracker(aligner, TrackerOptions(detect_every=args.detect_every), smoothing="none")
     raw = list(tracker.track(frames, fps=fps))
     for r in raw:
         r.image = None
@@ -145,8 +158,7 @@ def main() -> None:
 
         out = []
         for i, faces in enumerate(per_frame):
-            tracked = [TrackedFace(**{k: getattr(g, k) for k in ("box", "score", "roi_box", "params", "landmarks",
-                                                                  "pose", "model")}, track_id=1 + j)
+            tracked = [TrackedFace(**{f.name: getattr(g, f.name) for f in fields(Face)}, track_id=1 + j)
                        for j, g in enumerate(faces[:1])]
             out.append(FrameResult(i, i / fps, tracked))
         return out
@@ -172,11 +184,14 @@ def main() -> None:
         n = len(frames)
         every = args.detect_every
         fns = {"per-frame detect + align (baseline)": lambda: baseline_loop(aligner, args.video, tmp / "base.mp4")}
-        configs = ((f"tracking, detector every {every}, causal", dict(detect_every=every, smoothing="causal")),
-                   (f"tracking, detector every {every}, offline", dict(detect_every=every, smoothing="offline")),
-                   ("detector on every frame, causal", dict(detect_every=1, smoothing="causal")))
-        for name, kwargs in configs:
-            fns[name] = lambda kwargs=kwargs: process_video(args.video, tmp / "out.mp4", aligner=aligner, **kwargs)
+        configs = ((f"tracking, detector every {every}, causal", every, "causal"),
+                   (f"tracking, detector every {every}, offline", every, "offline"),
+                   ("detector on every frame, causal", 1, "causal"))
+        for name, detect_every, mode in configs:
+            options = VideoOptions(tracker=TrackerOptions(detect_every=detect_every),
+                                   smoothing=SmoothingOptions(mode=mode))
+            fns[name] = lambda options=options: process_video(args.video, tmp / "out.mp4", aligner=aligner,
+                                                              options=options)
         times = best_times(fns, args.repeats)
         base = times["per-frame detect + align (baseline)"]
         for name, t in times.items():

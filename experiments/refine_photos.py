@@ -2,9 +2,10 @@
 
 Issue #15. On the 1700 full photos of ``../shared/data/aflw2000-3d/AFLW2000-full`` (the other 300
 are held out: never read here), with the detector given by ``--detector`` (any registered
-plug-in; default faceboxes, ddfa's default at the time of writing):
+plug-in; default yunet, ddfa's default detector):
 
-1. detect once per photo; align every detected face with the landmark crop policy and
+1. detect once per photo (the detections keep the detector's own box-to-roi rule and 5 points);
+   align every detected face with the landmark crop policy and
    ``refine`` = none, flip and full (same boxes for all three, so the detection rate cannot
    differ by more than the matching below), timing the alignment per face;
 2. score the end-to-end protocol of ``../shared/data/README.md``: per photo the detected face
@@ -58,7 +59,7 @@ def align_all(aligner, folder: Path, names, boxes_cache: Path, mode: str, out: P
     if cache.exists():
         data = np.load(cache, allow_pickle=True)
         return list(data["landmarks"]), list(data["uncertainty"]), float(data["seconds"]), int(data["faces"])
-    boxes = np.load(boxes_cache, allow_pickle=True)["boxes"]
+    boxes = load_detections(aligner, boxes_cache)
     landmarks, uncertainty, seconds, faces = [], [], 0.0, 0
     first = next(k for k in range(len(names)) if len(boxes[k]))  # warm-up (mirror maps, kernels), not timed
     aligner(ddfa.read_image(folder / names[first]), boxes=boxes[first], crop_policy="landmarks", refine=mode)
@@ -78,6 +79,20 @@ def align_all(aligner, folder: Path, names, boxes_cache: Path, mode: str, out: P
     un[:] = uncertainty
     np.savez(cache, landmarks=lm, uncertainty=un, seconds=seconds, faces=faces)
     return landmarks, uncertainty, seconds, faces
+
+
+def load_detections(aligner, boxes_cache: Path) -> list:
+    """The cached detections of every photo as :class:`ddfa.detect.Detections` of ``aligner``'s
+    detector (its roi rule, its 5 points where it gives them)."""
+    from ddfa.detect import Detections
+
+    data = np.load(boxes_cache, allow_pickle=True)
+    out = []
+    for rows, points in zip(data["boxes"], data["keypoints"]):
+        rows = np.asarray(rows, np.float32).reshape(-1, 5)
+        out.append(Detections(rows[:, :4], rows[:, 4], None if points is None else np.asarray(points, np.float32),
+                              aligner.roi_mapping))
+    return out
 
 
 def match(landmarks, gt):
@@ -136,7 +151,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--assets", default="../shared/assets")
     parser.add_argument("--data", default="../shared/data/aflw2000-3d")
-    parser.add_argument("--detector", default="faceboxes")
+    parser.add_argument("--detector", default="yunet")
     parser.add_argument("--out", default="out/refine_photos")
     parser.add_argument("--limit", type=int, default=None, help="first N photos only (a quick check)")
     args = parser.parse_args()
@@ -147,17 +162,18 @@ def main() -> int:
     if args.limit:
         names, rows, yaw = names[: args.limit], rows[: args.limit], yaw[: args.limit]
         gt = {k: v[: args.limit] for k, v in gt.items()}
-    aligner = ddfa.FaceAligner(assets=args.assets, detector=args.detector)
+    aligner = ddfa.FaceAligner(assets=args.assets, detector=args.detector, precision="f32")
     boxes_cache = out / "boxes.npz"
     if not boxes_cache.exists():
-        boxes = []
+        boxes, points = [], []
         start = time.perf_counter()
         for name in names:
             det = aligner.detect(ddfa.read_image(data / "AFLW2000-full" / name))
             boxes.append(np.concatenate([det.boxes, det.scores[:, None]], 1))
-        arr = np.empty(len(boxes), dtype=object)
-        arr[:] = boxes
-        np.savez(boxes_cache, boxes=arr, seconds=time.perf_counter() - start)
+            points.append(det.keypoints)
+        arr, kp = np.empty(len(boxes), dtype=object), np.empty(len(points), dtype=object)
+        arr[:], kp[:] = boxes, points
+        np.savez(boxes_cache, boxes=arr, keypoints=kp, seconds=time.perf_counter() - start)
     report: dict = {"photos": len(names), "detector": args.detector, "crop_policy": "landmarks",
                     "good_nme": GOOD_NME, "modes": {}}
     calibration = {}

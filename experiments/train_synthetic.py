@@ -56,6 +56,7 @@ import numpy as np
 import torch
 
 from ddfa.assets import resolve_assets
+from ddfa.io.results import write_json
 from ddfa.morphable import load_morphable_model, load_whitening
 from ddfa.nets.registry import create_model
 from ddfa.train.config import TrainConfig
@@ -141,7 +142,7 @@ class Experiment:
         diverged_at = re.search(r"diverged at step (\d+)", message)
         if diverged_at:
             record["steps"] = int(diverged_at.group(1))
-        result_file.write_text(json.dumps({k: v for k, v in record.items() if k != "history"}, indent=1))
+        write_json(result_file, {k: v for k, v in record.items() if k != "history"})
         for extra in ("last.pth",):  # keep only the deployable weights
             (run_dir / extra).unlink(missing_ok=True)
         return record
@@ -213,7 +214,7 @@ def main(argv=None) -> int:
         folder = out / f"synth_{name}"
         if not (folder / "params.npz").is_file() or len(read_ddfa_dataset(folder)) != num:
             start = time.process_time()
-            synthesize(folder, num, seed=seed, store=store, progress=True)
+            synthesize(folder, num, seed=seed, assets=store, progress=True)
             print(f"synthesised {num} {name} faces in {time.process_time() - start:.0f} s CPU", file=sys.stderr)
         data[name] = read_ddfa_dataset(folder)
     model = load_morphable_model(store, "noneck")
@@ -320,12 +321,12 @@ def main(argv=None) -> int:
             writer.writerow([f"mb05 from scratch, {name}", f"{r['heldout_nme']:.3f}", r["lr"], r["steps"],
                              f"{r['cpu_s']:.0f}", r["note"]])
     total_cpu = time.process_time() - t0
-    (out / "summary.json").write_text(json.dumps({
+    write_json(out / "summary.json", {
         "baselines": baselines, "methods": methods, "sweep": sweep, "chosen_lr": chosen,
         "train_num": args.train_num, "heldout_num": args.val_num, "val_num": args.tune_num,
         "batch_size": args.batch_size, "threads": args.threads, "steps": args.steps,
         "sweep_steps": args.sweep_steps, "ft_steps": args.ft_steps, "ft_warmup": args.ft_warmup,
-        "seed": args.seed, "cpu_s_this_invocation": round(total_cpu, 1)}, indent=2))
+        "seed": args.seed, "cpu_s_this_invocation": round(total_cpu, 1)})
     plot(out / "curves.png", curves, sweep, chosen, baselines, methods, args)
 
     mean_face = baselines["mean face (training-set mean params)"]

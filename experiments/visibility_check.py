@@ -33,17 +33,17 @@ from ddfa.eval.aflw import AFLW21_FROM_68
 from ddfa.eval.aflw2000 import load_aflw2000
 from ddfa.eval.protocols import load_crops, regress
 from ddfa.morphable.frames import model_to_image
+from ddfa.morphable.params import NUM_COEFFICIENTS, join_params
 from ddfa.morphable.pose import angles_to_rotation, pose_angles
 from ddfa.render import visibility as vis
 
 
 def posed_mean_face(model, yaw: float) -> np.ndarray:
     """The mean face turned by ``yaw`` degrees, in a 120x120 image frame."""
-    params = np.zeros(62)
     pose = np.zeros((3, 4))
     pose[:, :3] = 6e-4 * angles_to_rotation(yaw, 0.0, 0.0)
     pose[:, 3] = [60.0, 60.0, 0.0]
-    params[:12] = pose.ravel()
+    params = join_params(pose, np.zeros(NUM_COEFFICIENTS))
     return model_to_image(model.vertices(params), np.array([0.0, 0.0, 120.0, 120.0]))
 
 
@@ -68,7 +68,7 @@ def main() -> int:
     dev_names = {p.name for p in (Path(args.data) / "AFLW2000-full").glob("*.jpg")}
     is_dev = np.array([n in dev_names for n in data.names])
     model = ddfa.load_morphable_model(store, "noneck")
-    regressor = ddfa.create_model("mb05", assets=store)
+    regressor = ddfa.create_model("mb05", assets=store, precision="f32")
     rows = np.flatnonzero(np.abs(yaw) > 45)
     crops = load_crops(data.crop_dir, [data.names[i] for i in rows])
     if args.refine == "none":

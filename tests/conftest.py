@@ -16,6 +16,8 @@ REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("DDFA_SHARED", REPO.parent / "shared")).resolve()
 # converted files (ONNX exports) of test runs stay inside the checkout, ignored by git
 os.environ.setdefault("DDFA_CACHE", str(REPO / ".cache" / "ddfa"))
+# ... and so does the key the cache's manifests are signed with (ddfa.nets.model_cache.cache_key)
+os.environ.setdefault("DDFA_CONFIG", str(REPO / ".cache" / "ddfa-config"))
 
 
 def _require(path: Path) -> Path:
@@ -84,10 +86,39 @@ def full_model(store):
 
 @pytest.fixture(scope="session")
 def aligner(assets_dir):
-    """The default FaceAligner (mb05 + FaceBoxes, onnxruntime on CPU)."""
+    """mb05 + FaceBoxes in float32 on the "auto" engine (OpenVINO or onnxruntime, whichever it
+    picks here): 3DDFA_V2's pipeline, for the golden parity tests."""
     import ddfa
 
-    return ddfa.FaceAligner(assets=assets_dir)
+    return ddfa.FaceAligner(assets=assets_dir, detector="faceboxes", precision="f32")
+
+
+@pytest.fixture(scope="session")
+def default_aligner(assets_dir):
+    """The default FaceAligner (mb05 + YuNet, the "auto" engine) in float32, the numbers that
+    ``ddfa align --precision f32`` gives (the precisions themselves are tested in test_engines
+    and the parity tests)."""
+    import ddfa
+
+    return ddfa.FaceAligner(assets=assets_dir, precision="f32")
+
+
+from engines import ENGINES  # noqa: E402  (tests/engines.py: the engine matrix)
+
+
+@pytest.fixture(scope="session")
+def engine_aligners(assets_dir):
+    """One FaceAligner per engine configuration, built on first request."""
+    import ddfa
+
+    made: dict = {}
+
+    def get(name: str):
+        if name not in made:
+            made[name] = ddfa.FaceAligner(assets=assets_dir, detector="faceboxes", **ENGINES[name])
+        return made[name]
+
+    return get
 
 
 @pytest.fixture(scope="session")
@@ -95,4 +126,4 @@ def torch_aligner(assets_dir):
     """mb05 + FaceBoxes on the torch backend (the reference path)."""
     import ddfa
 
-    return ddfa.FaceAligner(assets=assets_dir, backend="torch")
+    return ddfa.FaceAligner(assets=assets_dir, backend="torch", detector="faceboxes")

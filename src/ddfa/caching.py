@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import shutil
 import threading
-from typing import Callable, Generic, Hashable, TypeVar
+from collections.abc import Callable, Hashable
+from typing import Generic, TypeVar
 
 V = TypeVar("V")
 
-_REGISTRY: list["ContentCache"] = []
+_REGISTRY: list[ContentCache] = []
 
 
 class ContentCache(Generic[V]):
@@ -57,12 +58,14 @@ def clear_caches(*, disk: bool = False) -> None:
     """Empty every in-process cache of ddfa (models, weights, render assets, verified digests).
 
     Args:
-        disk: also delete the converted-model cache on disk (``<cache dir>/onnx``); it is
-            rebuilt from the asset files on next use.
+        disk: also delete the converted-model cache on disk (``<cache dir>/models``: ONNX
+            exports, int8 variants and OpenVINO's compiled blobs, see
+            :mod:`ddfa.nets.model_cache`); it is rebuilt from the asset files on next use.
     """
     for cache in _REGISTRY:
         cache.clear()
     if disk:
         from .assets.store import default_cache_dir
 
-        shutil.rmtree(default_cache_dir() / "onnx", ignore_errors=True)
+        for folder in ("models", "onnx"):  # "onnx": the layout of ddfa 0.1's first exports
+            shutil.rmtree(default_cache_dir() / folder, ignore_errors=True)

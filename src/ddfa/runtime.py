@@ -1,10 +1,11 @@
 """The runtime context every ddfa component runs in: one value, passed as a whole.
 
 :class:`BaseOptions` (named after MediaPipe's) holds *where the model files are* (``assets``),
-*where tensors live* (``device``), *which inference engine runs the networks* (``backend``) and
-*how many CPU threads it may use* (``threads``). :class:`~ddfa.FaceAligner`,
-:func:`~ddfa.create_model` and every detector factory take it as ``base_options=``; their
-``assets=``, ``device=``, ``backend=`` and ``threads=`` keywords are shorthands that build one.
+*where tensors live* (``device``), *which inference engine runs the networks* (``backend``),
+*how many CPU threads it may use* (``threads``) and *in which number format* (``precision``).
+:class:`~ddfa.FaceAligner`, :func:`~ddfa.create_model` and every detector factory take it as
+``base_options=``; their ``assets=``, ``device=``, ``backend=``, ``threads=`` and ``precision=``
+keywords are shorthands that build one.
 """
 
 from __future__ import annotations
@@ -13,11 +14,13 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
 
-from .assets.store import AssetStore, AssetsLike, resolve_assets
+from .assets.store import AssetsLike, AssetStore, resolve_assets
 from .errors import InputError
 
-Backend = Literal["auto", "torch", "onnxruntime"]
+Backend = Literal["auto", "torch", "onnxruntime", "openvino"]
 BACKENDS: tuple[str, ...] = get_args(Backend)
+Precision = Literal["auto", "f32", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = get_args(Precision)
 _DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps|xpu(:\d+)?")
 
 
@@ -29,15 +32,22 @@ class BaseOptions:
         assets: the asset folder (an :class:`~ddfa.assets.AssetStore`; a path or None is
             resolved on construction, None meaning ``$DDFA_HOME`` or the default folder).
         device: torch device string, ``"cpu"`` or ``"cuda"``/``"cuda:N"``.
-        backend: ``"auto"`` (onnxruntime on CPU when installed, torch otherwise),
-            ``"torch"`` or ``"onnxruntime"`` (CPU only).
+        backend: ``"auto"`` (on CPU: OpenVINO when installed and the CPU computes bfloat16
+            natively (AMX or AVX-512-BF16), else onnxruntime when installed; torch otherwise),
+            ``"torch"``, ``"onnxruntime"`` or ``"openvino"`` (both CPU only). See
+            :mod:`ddfa.nets.engines`.
         threads: intra-op CPU threads of the inference engine (None: all cores).
+        precision: number format of the networks: ``"auto"`` (bfloat16 on OpenVINO where the
+            CPU computes it natively, float32 elsewhere), ``"f32"`` (the reference results),
+            ``"bf16"`` (OpenVINO only) or ``"int8"`` (the regressor statically quantised,
+            onnxruntime or OpenVINO; the detector then runs as under ``"auto"``).
     """
 
     assets: AssetStore = field(default_factory=lambda: resolve_assets(None))
     device: str = "cpu"
     backend: Backend = "auto"
     threads: int | None = None
+    precision: Precision = "auto"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "assets", resolve_assets(self.assets))
@@ -49,8 +59,10 @@ class BaseOptions:
             raise InputError(f"unknown backend {self.backend!r}; expected one of {', '.join(BACKENDS)}")
         if self.threads is not None and (not isinstance(self.threads, int) or self.threads < 1):
             raise InputError(f"threads must be a positive integer or None, got {self.threads!r}")
+        if self.precision not in PRECISIONS:
+            raise InputError(f"unknown precision {self.precision!r}; expected one of {', '.join(PRECISIONS)}")
 
-    def replace(self, **changes) -> "BaseOptions":
+    def replace(self, **changes) -> BaseOptions:
         """A copy with some fields changed."""
         return replace(self, **changes)
 
@@ -62,6 +74,7 @@ def resolve_base_options(
     device: str | None = None,
     backend: Backend | None = None,
     threads: int | None = None,
+    precision: Precision | None = None,
 ) -> BaseOptions:
     """One :class:`BaseOptions` from ``base_options`` and/or the shorthand keywords.
 
@@ -76,6 +89,8 @@ def resolve_base_options(
         changes["backend"] = backend
     if threads is not None:
         changes["threads"] = threads
+    if precision is not None:
+        changes["precision"] = precision
     if base_options is None:
         return BaseOptions(**changes)
     if not isinstance(base_options, BaseOptions):
@@ -83,4 +98,4 @@ def resolve_base_options(
     return replace(base_options, **changes) if changes else base_options
 
 
-__all__ = ["BACKENDS", "Backend", "BaseOptions", "resolve_base_options"]
+__all__ = ["BACKENDS", "PRECISIONS", "Backend", "BaseOptions", "Precision", "resolve_base_options"]

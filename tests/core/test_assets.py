@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from ddfa.assets import AssetStore, KNOWN_FILES, load_numpy_pickle, loads_numpy_pickle, load_torch_checkpoint
+from ddfa.assets import KNOWN_FILES, AssetStore, load_numpy_pickle, load_torch_checkpoint, loads_numpy_pickle
 from ddfa.assets.fetch import fetch
 from ddfa.errors import AssetError, UnsafePickleError
 

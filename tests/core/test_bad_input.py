@@ -117,12 +117,13 @@ def test_cli_batch_goes_on_past_failures(broken_files, example_images, assets_di
     assert result.returncode == 1, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
     assert "2 image(s) aligned, 1 face(s) found, 5 failure(s)" in result.stdout
-    failures = json.loads((out / "failures.json").read_text())
+    (run,) = (out / ".ddfa" / "runs").iterdir()
+    failures = json.loads((run / "failures.json").read_text())
     assert sorted(f["path"].rsplit("/", 1)[-1] for f in failures) == sorted(
         ["empty.jpg", "notes.jpg", "truncated.jpg", "truncated.png", "missing.jpg"])
-    assert json.loads((out / "face.json").read_text())["faces"][0]["score"] > 0.9
-    assert json.loads((out / "blank.json").read_text())["faces"] == []
-    assert (out / "face_2d_sparse.png").is_file() and (out / "blank_2d_sparse.png").is_file()
+    assert json.loads((out / "good/face.jpg.json").read_text())["faces"][0]["score"] > 0.9
+    assert json.loads((out / "good/blank.png.json").read_text())["faces"] == []
+    assert (out / "good/face.jpg_2d_sparse.png").is_file() and (out / "good/blank.png_2d_sparse.png").is_file()
     for line in result.stdout.splitlines():
         if line.strip().startswith("failed:"):
             assert str(tmp_path) in line

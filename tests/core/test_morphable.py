@@ -69,8 +69,8 @@ def test_torch_reconstruction_equals_numpy(recon, noneck_model):
     np.testing.assert_allclose(torch_model(p, dense=True).numpy(), noneck_model.vertices(params), atol=1e-3)
     np.testing.assert_allclose(noneck_model.vertices(p).numpy(), noneck_model.vertices(params), atol=1e-3)
     ids = torch.tensor([0, 100, 38364])
-    np.testing.assert_allclose(torch_model(p, vertex_ids=ids).numpy(), noneck_model.vertices(params)[:, [0, 100, 38364]],
-                               atol=1e-3)
+    np.testing.assert_allclose(torch_model(p, vertex_ids=ids).numpy(),
+                               noneck_model.vertices(params)[:, [0, 100, 38364]], atol=1e-3)
     # single vector in, single set out
     assert noneck_model.landmarks(params[0]).shape == (68, 3)
 
@@ -78,7 +78,8 @@ def test_torch_reconstruction_equals_numpy(recon, noneck_model):
 def test_whitening_and_layout(store, pipeline_golden):
     v2 = load_whitening(store, "v2")
     v1 = load_whitening(store, "v1")
-    np.testing.assert_allclose(v2.dewhiten(pipeline_golden["param_raw"]), pipeline_golden["param"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(v2.dewhiten(pipeline_golden["param_raw"]), pipeline_golden["param"],
+                               rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(v2.whiten(v2.dewhiten(pipeline_golden["param_raw"])), pipeline_golden["param_raw"],
                                atol=1e-4)
     assert not np.allclose(v1.mean, v2.mean)

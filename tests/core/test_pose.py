@@ -22,7 +22,8 @@ def test_angle_round_trip_and_gimbal_lock():
     rng = np.random.default_rng(0)
     angles = rng.uniform([-89, -80, -80], [89, 80, 80], size=(200, 3))
     rotation = angles_to_rotation(angles[:, 0], angles[:, 1], angles[:, 2])
-    np.testing.assert_allclose(rotation @ np.swapaxes(rotation, 1, 2), np.broadcast_to(np.eye(3), (200, 3, 3)), atol=1e-12)
+    np.testing.assert_allclose(rotation @ np.swapaxes(rotation, 1, 2), np.broadcast_to(np.eye(3), (200, 3, 3)),
+                               atol=1e-12)
     np.testing.assert_allclose(rotation_to_angles(rotation), angles, atol=1e-9)
     # at yaw = +-90 pitch and roll are ambiguous: roll is set to 0 and the rotation is preserved
     for yaw in (90.0, -90.0):
@@ -68,7 +69,7 @@ def aflw2000_pose(data_dir, assets_dir):
     root = data_dir / "aflw2000-3d"
     names = (root / "AFLW2000-3D_crop.list").read_text().split()
     crops = np.stack([read_image(root / "AFLW2000-3D_crop" / n) for n in names])
-    params = ddfa.create_model("mb05", assets=assets_dir)(crops)
+    params = ddfa.create_model("mb05", assets=assets_dir, precision="f32")(crops)
     ann = np.load(root / "aflw2000_3d_annotations.npz")
     assert list(ann["names"]) == names
     truth = np.degrees(ann["pose_para"][:, [1, 0, 2]])  # (yaw, pitch, roll)

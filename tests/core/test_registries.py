@@ -84,23 +84,24 @@ def test_clear_caches(store):
 
 
 # ---------------------------------------------------------------------- models
-def test_register_model_through_facade_and_cli(tmp_path, mb05_copy, assets_dir, aligner, example_images, capsys):
+def test_register_model_through_facade_and_cli(tmp_path, mb05_copy, assets_dir, default_aligner, example_images,
+                                              capsys):
     ddfa.register_model(ModelSpec(name="mb05-copy-test", weights=str(mb05_copy), config={"width": 0.5}))
     try:
         assert "mb05-copy-test" in ddfa.list_models()
         image = example_images["emma.jpg"]
-        custom = ddfa.FaceAligner(model="mb05-copy-test", assets=assets_dir)
+        custom = ddfa.FaceAligner(model="mb05-copy-test", assets=assets_dir, precision="f32")
         assert custom.regressor.name == "mb05-copy-test"
-        np.testing.assert_allclose(_landmarks(custom, image), _landmarks(aligner, image), atol=1e-3)
+        np.testing.assert_allclose(_landmarks(custom, image), _landmarks(default_aligner, image), atol=1e-3)
 
         out = tmp_path / "cli"
         code = main(["align", str(image), "--model", "mb05-copy-test", "--assets", str(assets_dir),
-                     "--output", str(out), "--outputs", "none", "--quiet"])
+                     "--output", str(out), "--outputs", "none", "--quiet", "--precision", "f32"])
         assert code == 0, capsys.readouterr()
-        result = json.loads((out / "emma.json").read_text())
+        result = json.loads((out / "emma.jpg.json").read_text())
         assert result["model"] == "mb05-copy-test" and result["schema_version"]
         got = np.array([f["landmarks_68"] for f in result["faces"]])
-        np.testing.assert_allclose(got, _landmarks(aligner, image), atol=1e-3)
+        np.testing.assert_allclose(got, _landmarks(default_aligner, image), atol=1e-3)
     finally:
         MODELS.pop("mb05-copy-test", None)
 
@@ -196,7 +197,7 @@ def test_register_detector_with_options_through_facade_and_cli(tmp_path, assets_
                      "--output", str(out), "--outputs", "none", "--quiet"])
         assert code == 0, capsys.readouterr()
         assert seen[-1][1] == _FixedOptions(score=0.6, shrink=0.05)
-        result = json.loads((out / "emma.json").read_text())
+        result = json.loads((out / "emma.jpg.json").read_text())
         assert [f["score"] for f in result["faces"]] == [pytest.approx(0.6)]
 
         code = main(["align", str(example_images["emma.jpg"]), "--detector", "fixed-test", "--assets",
@@ -208,8 +209,8 @@ def test_register_detector_with_options_through_facade_and_cli(tmp_path, assets_
 
 
 def test_faceboxes_options_by_name(assets_dir, example_images):
-    strict = ddfa.FaceAligner(assets=assets_dir, detector_options={"score_threshold": 0.999})
-    loose = ddfa.FaceAligner(assets=assets_dir)
+    strict = ddfa.FaceAligner(assets=assets_dir, detector="faceboxes", detector_options={"score_threshold": 0.999})
+    loose = ddfa.FaceAligner(assets=assets_dir, detector="faceboxes")
     image = example_images["trump_hillary.jpg"]
     assert len(strict.detect(image)) < len(loose.detect(image))
 
@@ -218,9 +219,10 @@ def test_faceboxes_options_by_name(assets_dir, example_images):
 def test_base_options_travel_as_one_value(assets_dir):
     base = ddfa.BaseOptions(assets=str(assets_dir), backend="torch", threads=1)
     assert isinstance(base.assets, ddfa.AssetStore)
-    aligner = ddfa.FaceAligner(base_options=base)
+    aligner = ddfa.FaceAligner(base_options=base, detector="faceboxes")
     assert aligner.base_options is base and aligner.regressor.backend == "torch"
     assert aligner.detector.backend == "torch"
+    assert ddfa.FaceAligner(base_options=base).detector.backend == "onnxruntime"  # YuNet: onnxruntime only
     with pytest.raises(InputError, match="unknown device"):
         ddfa.BaseOptions(device="banana")
     with pytest.raises(InputError, match="backend"):
@@ -262,3 +264,16 @@ def test_landmark_box_beside_detector_box(aligner, example_images):
     lm = face.landmarks
     np.testing.assert_allclose(face.landmark_box, [lm[:, 0].min(), lm[:, 1].min(), lm[:, 0].max(), lm[:, 1].max()])
     assert not np.allclose(face.landmark_box, face.box)
+
+
+def test_detections_carry_their_detectors_roi_rule(assets_dir, example_images):
+    """Detections found by YuNet crop the same in an aligner without a detector (the split plan
+    of ``ddfa batch``: detection in one process, regression in another)."""
+    with_detector = ddfa.FaceAligner(detector="yunet", assets=assets_dir)
+    without = ddfa.FaceAligner(detector=None, assets=assets_dir)
+    image = ddfa.read_image(example_images["emma.jpg"])
+    found = with_detector.detect(image)
+    assert found.roi_mapping == with_detector.roi_mapping != without.roi_mapping
+    expected = np.stack([f.landmarks for f in with_detector(image)])
+    got = np.stack([f.landmarks for f in without(image, boxes=found)])
+    np.testing.assert_allclose(got, expected, atol=1e-3)

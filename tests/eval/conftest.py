@@ -28,7 +28,7 @@ def golden_aflw2000(golden_dir):
 def mb05(assets_dir):
     import ddfa
 
-    return ddfa.create_model("mb05", assets=assets_dir)
+    return ddfa.create_model("mb05", assets=assets_dir, precision="f32")
 
 
 @pytest.fixture(scope="session")

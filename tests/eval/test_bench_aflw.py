@@ -6,8 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ddfa.eval.aflw import (AFLW21_FROM_68, AFLW21_NAMES, aflw21_matrix, landmark_distance_table, load_aflw,
-                            to_aflw21)
+from ddfa.eval.aflw import AFLW21_FROM_68, AFLW21_NAMES, aflw21_matrix, landmark_distance_table, load_aflw, to_aflw21
 
 
 @pytest.fixture(scope="module")

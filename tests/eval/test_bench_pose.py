@@ -8,8 +8,16 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from ddfa.eval import pose as pose_eval
-from ddfa.eval.pose import (CONVENTIONS, ConventionError, check_convention, ddfa_convention, evaluate_pose,
-                            geodesic_deg, identify_convention, load_pose_ground_truth)
+from ddfa.eval.pose import (
+    CONVENTIONS,
+    ConventionError,
+    check_convention,
+    ddfa_convention,
+    evaluate_pose,
+    geodesic_deg,
+    identify_convention,
+    load_pose_ground_truth,
+)
 from ddfa.morphable.pose import angles_to_rotation, decompose_pose, pose_angles
 
 BEST_ON_AFLW2000 = "R^T = Rz(roll) Ry(yaw) Rx(pitch)"

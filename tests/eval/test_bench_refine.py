@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 
 from ddfa.pipeline.refine import REFINE_TRANSFORMS
@@ -14,11 +16,11 @@ def test_refinement_lowers_the_error_on_aflw2000_crops(assets_dir, aflw2000_dir,
     from ddfa.eval.protocols import load_crops
     from ddfa.eval.refine import plain_and_refined
 
-    data = load_aflw2000(assets_dir, aflw2000_dir)
+    full = load_aflw2000(assets_dir, aflw2000_dir)
     rows = np.arange(0, 2000, 2000 // 150)[:150]
-    data.names = [data.names[i] for i in rows]
-    data.roi_boxes = data.roi_boxes[rows]
-    data.landmarks = {k: v[rows] for k, v in data.landmarks.items()}
+    data = replace(full, names=[full.names[i] for i in rows], rows=full.rows[rows], roi_boxes=full.roi_boxes[rows],
+                   landmarks={k: v[rows] for k, v in full.landmarks.items()},
+                   yaw={k: v[rows] for k, v in full.yaw.items()})
     crops = load_crops(data.crop_dir, data.names)
     errors = {}
     for mode in ("flip", "full"):

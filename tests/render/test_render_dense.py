@@ -6,9 +6,22 @@ import numpy as np
 import pytest
 
 import ddfa
-from ddfa.render import (OUTPUTS, draw_dense, draw_pose, paf_anchors, paf_features, rasterize, render_depth,
-                         render_output, render_pncc, render_shaded, uv_texture, vertex_normals, write_outputs)
-from ddfa.render.assets import render_assets
+from ddfa.render import (
+    OUTPUTS,
+    draw_dense,
+    draw_pose,
+    paf_anchors,
+    paf_features,
+    rasterize,
+    render_depth,
+    render_output,
+    render_pncc,
+    render_shaded,
+    uv_texture,
+    vertex_normals,
+    write_outputs,
+)
+from ddfa.render.assets import NCC_NONECK, assets_of, render_assets
 from ddfa.render.draw import pose_box
 
 
@@ -35,14 +48,14 @@ def _pixel(point):
 def test_depth_is_larger_nearer_the_camera_and_zero_off_the_face(jianzhu):
     image, faces = jianzhu
     face = faces[0]
-    depth = render_depth(faces, image)
+    depth = render_depth(image, faces)
     assert depth.shape == image.shape[:2] and depth.dtype == np.float32
     mask = rasterize(face.vertices, face.triangles, *image.shape[:2]).mask
     assert np.all(depth[~mask] == 0) and depth[mask].min() >= 0 and depth.max() <= 1
     nose = depth[_pixel(face.landmarks[30])]  # nose tip
     cheeks = [depth[_pixel((face.landmarks[k] + face.landmarks[k2]) / 2)] for k, k2 in ((2, 31), (14, 35))]
     assert nose > 0.9 and all(0 < c < nose - 0.1 for c in cheeks), (nose, cheeks)
-    raw = render_depth(faces, image, normalize=False)
+    raw = render_depth(image, faces, normalize=False)
     assert np.all(np.isnan(raw[~mask])) and np.isfinite(raw[mask]).all()
     # raw depth is image-frame z: at the nose tip, within a pixel of the landmark's own z
     assert raw[_pixel(face.landmarks[30])] == pytest.approx(face.landmarks[30, 2], abs=1.5)
@@ -58,20 +71,20 @@ def test_nearer_face_hides_the_farther_one(jianzhu):
         triangles = face.triangles
         model = face.model
 
-    depth = render_depth([face, Moved], image, normalize=False)
+    depth = render_depth(image, [face, Moved], normalize=False)
     overlap = _pixel(face.landmarks[30] + np.array([40, 0, 0]))
     assert depth[overlap] > face.vertices[:, 2].max()
-    alone = render_depth([face], image, normalize=False)
+    alone = render_depth(image.shape[:2], [face], normalize=False)
     assert alone[overlap] < face.vertices[:, 2].max() + 1
 
 
 def test_pncc_at_landmarks_is_the_ncc_code_of_those_vertices(jianzhu, store):
     image, faces = jianzhu
     face = faces[0]
-    pncc = render_pncc(faces, image)
+    pncc = render_pncc(image, faces)
     assert pncc.shape == image.shape[:2] + (3,) and pncc.dtype == np.float32
     code = render_assets(store).ncc_code(face.model)[face.model.landmark_vertices]
-    raw = render_depth(faces, image, normalize=False)
+    raw = render_depth(image, faces, normalize=False)
     checked = 0
     for k, point in enumerate(face.landmarks):
         row, col = _pixel(point)
@@ -92,16 +105,52 @@ def test_ncc_codes_are_the_normalised_mean_shapes(store, noneck_model, full_mode
     np.testing.assert_allclose(ncc, scaled, atol=1e-6)
     u_shp = store.load_npy("3DDFA/train.configs/u_shp.npy").reshape(-1, 3)
     np.testing.assert_allclose(assets.ncc_code(full_model), (u_shp - u_shp.min(0)) / np.ptp(u_shp, axis=0), atol=1e-6)
-    # the found-from-the-model store is the fixture's store
-    assert render_assets(None, noneck_model).store.root.resolve() == store.root.resolve()
+
+
+def test_render_assets_come_from_the_face_and_are_cached_by_content(jianzhu, store, noneck_model, tmp_path):
+    _, faces = jianzhu
+    face = faces[0]
+    # the aligner's store travels with its faces; an explicit assets= wins
+    assert face.assets is not None and face.assets.root.resolve() == store.root.resolve()
+    assert assets_of(face).store is face.assets
+    assert assets_of(face, tmp_path).store.root == tmp_path
+    assert assets_of(object()).store.root == ddfa.AssetStore().root  # no store anywhere: the default root
+    # keyed on the file's content: another root holding the same file shares the loaded array
+    (tmp_path / NCC_NONECK).parent.mkdir(parents=True)
+    (tmp_path / NCC_NONECK).write_bytes((store.root / NCC_NONECK).read_bytes())
+    code = render_assets(store).ncc_code(noneck_model)
+    assert render_assets(tmp_path).ncc_code(noneck_model) is code and not code.flags.writeable
+    ddfa.clear_caches()
+    again = render_assets(tmp_path).ncc_code(noneck_model)
+    assert again is not code
+    np.testing.assert_array_equal(again, code)
+    with pytest.raises(ddfa.AssetError):  # a root without the file
+        render_assets(tmp_path / "empty").ncc_code(noneck_model)
+
+
+def test_render_functions_take_the_image_first(jianzhu):
+    image, faces = jianzhu
+    with pytest.raises(ddfa.InputError, match=r"render_depth\(image_or_shape, faces\)"):
+        render_depth(faces, image)
+    with pytest.raises(ddfa.InputError, match=r"render_pncc\(image_or_shape, faces\)"):
+        render_pncc(faces, image.shape)
+    np.testing.assert_array_equal(render_depth(image.shape, faces), render_depth(image, faces))
 
 
 def test_normals_point_out_of_the_face(jianzhu):
     _, faces = jianzhu
-    normals = vertex_normals(faces[0].vertices, faces[0].triangles)
+    face = faces[0]
+    normals = vertex_normals(face.vertices, face.triangles)
     np.testing.assert_allclose(np.linalg.norm(normals, axis=1), 1, atol=1e-4)
-    nose = faces[0].model.landmark_vertices[30]
+    nose = face.model.landmark_vertices[30]
     assert normals[nose, 2] > 0.8 and (normals[:, 2] > 0).mean() > 0.8
+    # in the y-up model frame, frame="model" gives the same outward normals with y negated (the
+    # roi is square, so model -> image is a similarity and a reflection of y)
+    model_normals = vertex_normals(face.model.vertices(face.params), face.triangles, frame="model")
+    np.testing.assert_allclose(model_normals, normals * np.float32([1, -1, 1]), atol=2e-3)
+    assert model_normals[nose, 2] > 0.8
+    with pytest.raises(ddfa.InputError, match="frame"):
+        vertex_normals(face.vertices, face.triangles, frame="camera")
 
 
 def test_shaded_mesh_changes_exactly_the_covered_pixels(debate):
@@ -191,13 +240,14 @@ def test_every_registered_output_renders_and_writes(jianzhu, tmp_path):
     expected = {"2d_sparse", "2d_dense", "3d", "depth", "depth_raw", "pncc", "pose", "uv_tex", "paf", "ply", "obj"}
     assert expected <= set(OUTPUTS)
     assert all(OUTPUTS[name].description for name in expected)
+    assert not OUTPUTS["uv_tex"].frame_sized and all(OUTPUTS[n].frame_sized for n in expected - {"uv_tex"}
+                                                      if OUTPUTS[n].kind == "image")
     for name, spec in OUTPUTS.items():
         if spec.kind != "image":
             continue
         out = render_output(name, image, faces)
         assert out.dtype == np.uint8 and out.ndim == 3 and out.shape[2] == 3, name
-        if name != "uv_tex":
-            assert out.shape == image.shape, name
+        assert (out.shape == image.shape) == spec.frame_sized, name  # the registry says which are photo-sized
         assert render_output(name, image, []).dtype == np.uint8, name  # no faces: still an image
     written = write_outputs(sorted(expected), image, faces, tmp_path, "photo")
     names = {p.name for p in written}
@@ -220,8 +270,8 @@ def test_faces_of_different_meshes_render_together(jianzhu, full_model, store):
         vertices = (model_to_image(full_model.vertices(face.params), face.roi_box)
                     + np.array([150, 0, 0], np.float32)).astype(np.float32)
 
-    pncc = render_pncc([face, FullFace], image, assets=store)
-    depth = render_depth([face, FullFace], image)
+    pncc = render_pncc(image, [face, FullFace], assets=store)
+    depth = render_depth(image, [face, FullFace])
     for f, code in ((face, render_assets(store).ncc_code(face.model)),
                     (FullFace, render_assets(store).ncc_code(full_model))):
         nose = f.model.landmark_vertices[30]

@@ -11,8 +11,8 @@ import pytest
 
 import ddfa
 from ddfa.errors import InputError
-from ddfa.render import rasterize, render_depth, render_shaded, vertex_normals
 from ddfa.render import raster as raster_module
+from ddfa.render import rasterize, render_depth, render_shaded, vertex_normals
 from ddfa.render.dense import LIGHT_DIRECTION
 
 
@@ -91,7 +91,7 @@ def test_scratch_memory_never_leaks_into_results(face427):
     first = render_shaded(image, [mesh])
     moved = Mesh(mesh.vertices + np.array([40, 10, 0], np.float32), mesh.triangles)
     render_shaded(image, [moved])  # reuses this thread's z-buffer and raster scratch
-    render_depth([moved], image)
+    render_depth(image, [moved])
     for name, value in kept.items():  # a public Raster owns its arrays
         np.testing.assert_array_equal(getattr(raster, name), value, err_msg=name)
     np.testing.assert_array_equal(render_shaded(image, [mesh]), first)
@@ -170,3 +170,16 @@ def test_jit_falls_back_to_no_disk_cache(monkeypatch):
         return 2 * x
 
     assert raster_module._jit(twice)(21) == 42 and calls == [True, False]
+
+
+def test_importing_the_registry_does_not_load_numba():
+    """``ddfa.render`` and its output registry are imported by ``ddfa align``/``ddfa video`` (and
+    their ``--help``): the numba kernels load only when something is rendered."""
+    import subprocess
+    import sys
+
+    code = ("import sys, ddfa.render, ddfa.render.outputs, ddfa.video; "
+            "assert ddfa.render.OUTPUTS is ddfa.render.outputs.OUTPUTS; "
+            "print(sorted(m for m in sys.modules if m == 'numba' or m.startswith('numba.')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

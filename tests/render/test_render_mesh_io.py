@@ -20,7 +20,7 @@ def photo_face(aligner, example_images):
 
 @pytest.fixture(scope="module")
 def full_face(assets_dir, example_images):
-    aligner = ddfa.FaceAligner(assets=assets_dir, mesh="full")
+    aligner = ddfa.FaceAligner(assets=assets_dir, mesh="full", precision="f32")
     image = ddfa.read_image(example_images["JianzhuGuo.jpg"])
     return image, aligner(image)[0]
 

@@ -8,16 +8,16 @@ import pytest
 import ddfa
 from ddfa.morphable.frames import model_to_image
 from ddfa.morphable.mirror import IBUG68_MIRROR
+from ddfa.morphable.params import NUM_COEFFICIENTS, join_params
 from ddfa.morphable.pose import angles_to_rotation
 from ddfa.render.visibility import _FAR_LEFT, crude_visibility, landmark_visibility
 
 
 def _posed_mean_face(model, yaw, pitch=0.0, roll=0.0):
-    params = np.zeros(62)
     pose = np.zeros((3, 4))
     pose[:, :3] = 6e-4 * angles_to_rotation(yaw, pitch, roll)
     pose[:, 3] = [60.0, 60.0, 0.0]
-    params[:12] = pose.ravel()
+    params = join_params(pose, np.zeros(NUM_COEFFICIENTS))
     return model_to_image(model.vertices(params), np.array([0.0, 0.0, 120.0, 120.0]))
 
 

@@ -11,7 +11,7 @@ def synth_train(tmp_path_factory, assets_dir):
     from ddfa.train.synth import synthesize
 
     out = tmp_path_factory.mktemp("synth_train")
-    synthesize(out, 48, seed=11, store=assets_dir, fmt="both")
+    synthesize(out, 48, seed=11, assets=assets_dir, fmt="both")
     return out
 
 
@@ -21,7 +21,7 @@ def synth_val(tmp_path_factory, assets_dir):
     from ddfa.train.synth import synthesize
 
     out = tmp_path_factory.mktemp("synth_val")
-    synthesize(out, 16, seed=12, store=assets_dir)
+    synthesize(out, 16, seed=12, assets=assets_dir)
     return out
 
 

@@ -10,6 +10,12 @@ import pytest
 
 
 @pytest.fixture(scope="session")
+def aligner(default_aligner):
+    """Video runs on the default detector (YuNet): every video test uses the pipeline users get."""
+    return default_aligner
+
+
+@pytest.fixture(scope="session")
 def obama_path(data_dir):
     path = data_dir / "video" / "obama.mp4"
     assert path.exists(), path

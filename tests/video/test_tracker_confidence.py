@@ -6,8 +6,7 @@ import numpy as np
 import pytest
 
 import ddfa
-from ddfa.video import VideoTracker
-from ddfa.video.tracker import TrackerOptions
+from ddfa.video import TrackerOptions, VideoTracker
 
 
 @pytest.fixture(scope="module")
@@ -18,12 +17,14 @@ def flip_aligner(assets_dir):
 def test_confidence_decides_when_to_detect(flip_aligner, obama_frames):
     frames = obama_frames[:6]
     # detector only on the first frame and for uncertain tracks; every refined face carries a confidence
-    sure = list(VideoTracker(flip_aligner, smoothing="none", detect_every=0, min_confidence=0.0).track(frames))
+    sure = list(VideoTracker(flip_aligner, TrackerOptions(detect_every=0, min_confidence=0.0),
+                             smoothing="none").track(frames))
     assert sure[0].detected and not any(r.detected for r in sure[1:])
     confidences = [f.confidence for r in sure for f in r.faces]
     assert len(confidences) == 6 and all(c is not None and c > 0.5 for c in confidences)
     # a confidence below the threshold makes the track uncertain: the detector runs on every frame
-    doubt = list(VideoTracker(flip_aligner, smoothing="none", detect_every=0, min_confidence=1.0).track(frames))
+    doubt = list(VideoTracker(flip_aligner, TrackerOptions(detect_every=0, min_confidence=1.0),
+                              smoothing="none").track(frames))
     assert all(r.detected for r in doubt)
     assert [r.faces[0].track_id for r in doubt] == [1] * 6  # re-detection confirms the same track
     with pytest.raises(ddfa.InputError, match="min_confidence"):

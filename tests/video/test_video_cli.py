@@ -8,7 +8,17 @@ import pytest
 
 import ddfa
 from ddfa.cli.main import main
-from ddfa.video import VideoReadError, VideoSource, VideoWriter, process_video, read_records, render_frame
+from ddfa.io.results import SCHEMA_VERSION
+from ddfa.video import (
+    TrackerOptions,
+    VideoOptions,
+    VideoReadError,
+    VideoSource,
+    VideoWriter,
+    process_video,
+    read_records,
+    render_frame,
+)
 
 
 def count_frames(path) -> int:
@@ -39,13 +49,17 @@ def test_cli_renders_video_and_records(tmp_path, obama_path, assets_dir, capsys)
     header, frames, summary = read_records(tmp_path / "obama.jsonl")
     assert header["fps"] == 25.0 and (header["width"], header["height"]) == (1280, 720)
     assert header["smoothing"]["mode"] == "offline" and header["tracker"]["detect_every"] == 10
+    assert header["schema_version"] == summary["schema_version"] == SCHEMA_VERSION
+    assert all(f["schema_version"] == SCHEMA_VERSION for f in frames)
     assert [f["frame"] for f in frames] == list(range(16))
     np.testing.assert_allclose([f["time"] for f in frames], np.arange(16) / 25.0)
     assert [f["detected"] for f in frames] == [i % 10 == 0 for i in range(16)]
     for record in frames:
         (face,) = record["faces"]
         assert face["track_id"] == 1
-        assert set(face) >= {"box", "score", "roi_box", "landmarks_68", "pose", "confirmed"}
+        assert set(face) >= {"box", "score", "roi_box", "landmarks_68", "pose", "confirmed", "landmark_box"}
+        lm = np.asarray(face["landmarks_68"])[:, :2]
+        np.testing.assert_allclose(face["landmark_box"], [*lm.min(0), *lm.max(0)], atol=1e-3)
         assert np.shape(face["landmarks_68"]) == (68, 3) and set(face["pose"]) == {"yaw", "pitch", "roll"}
     assert summary["complete"] and summary["frames"] == 16 and summary["problem"] is None
     assert summary["tracks"] == [{"track_id": 1, "first_frame": 0, "last_frame": 15, "frames": 16,
@@ -113,8 +127,9 @@ def test_process_video_from_arrays_records_only(tmp_path, aligner, obama_frames)
     small = [cv2.resize(f, (640, 360)) for f in obama_frames[:6]]
     rgb = [f[:, :, ::-1] for f in small]
     records = tmp_path / "r.jsonl"
+    options = VideoOptions(smoothing="none", tracker=TrackerOptions(detect_every=3))
     summary = process_video(VideoSource(iter(rgb), fps=10.0, rgb=True), None, records=records, aligner=aligner,
-                            smoothing="none", detect_every=3)
+                            options=options)
     assert summary.complete and summary.frames == 6 and summary.detector_runs == 2
     header, frames, end = read_records(records)
     assert header["fps"] == 10.0 and [f["time"] for f in frames] == pytest.approx(np.arange(6) / 10.0)
@@ -123,7 +138,9 @@ def test_process_video_from_arrays_records_only(tmp_path, aligner, obama_frames)
     np.testing.assert_allclose(frames[0]["faces"][0]["landmarks_68"], bgr.landmarks, atol=1e-2)
     assert end["tracks"][0]["frames"] == 6
     with pytest.raises(ddfa.InputError, match="unknown output"):
-        process_video(iter(small), tmp_path / "x.mp4", aligner=aligner, outputs=["2d_sparse", "hologram"])
+        VideoOptions(outputs=("2d_sparse", "hologram"))
+    with pytest.raises(ddfa.InputError, match="must be VideoOptions"):
+        process_video(iter(small), tmp_path / "x.mp4", aligner=aligner, options={"outputs": ["pose"]})
     with pytest.raises(ddfa.InputError, match="nothing to write"):
         process_video(iter(small), None, records=None, aligner=aligner)
     # a bad frame in the middle stops the run; what came before is kept

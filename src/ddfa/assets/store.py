@@ -121,10 +121,18 @@ class AssetStore:
         This is the key of every in-process cache derived from the file (see
         :mod:`ddfa.caching`).
         """
-        return self._digest(self.path(relpath))
+        path = self.root / relpath
+        if not path.is_file() or (self.verify and self._pinned(relpath)):
+            path = self.path(relpath)  # raises for a missing file, verifies a pinned one
+        return self._digest(path)
 
     def _digest(self, path: Path) -> str:
         return file_digest(path)
+
+    @staticmethod
+    def _pinned(relpath: str) -> bool:
+        known = KNOWN_FILES.get(relpath)
+        return known is not None and known.sha256 is not None
 
     def _check(self, relpath: str, path: Path) -> None:
         known: KnownFile | None = KNOWN_FILES.get(relpath)

@@ -39,7 +39,7 @@ def run_list(args) -> int:
     width = max(len(path) for path, _ in rows)
     for path, status in rows:
         known = KNOWN_FILES[path]
-        note = " [BFM, non-commercial]" if known.bfm else ""
+        note = " [BFM, non-commercial]" if known.bfm else (f" [{known.licence}]" if known.licence else "")
         print(f"  {status:<10} {path:<{width}}  {known.group:<9} {known.description}{note}")
     counts = {s: sum(1 for _, st in rows if st == s) for s in ("ok", "missing", "corrupt", "unverified")}
     print("summary: " + ", ".join(f"{n} {s}" for s, n in counts.items()))

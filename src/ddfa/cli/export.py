@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
+
+from ..errors import OutputError, one_line
 
 
 def register(subparsers) -> argparse.ArgumentParser:
@@ -29,7 +32,7 @@ def run(args) -> int:
 
     from ..nets.onnx_backend import export_onnx
 
-    out = Path(args.output)
+    out = _check_output(args.output)
     if args.what == "faceboxes-onnx":
         from ..detect.faceboxes import FaceBoxesDetector
 
@@ -45,9 +48,29 @@ def run(args) -> int:
             export_onnx(regressor.net, torch.zeros(1, 3, 120, 120), out, output_names=("params",),
                         dynamic_axes={"input": {0: "batch"}, "params": {0: "batch"}})
         else:
+            import io
+
+            from ..io.atomic import atomic_write_bytes
             from ..nets.checkpoint import to_v2_state_dict
 
-            out.parent.mkdir(parents=True, exist_ok=True)
-            torch.save(to_v2_state_dict(regressor.net.state_dict()), out)
-    print(f"wrote {out}")
+            buffer = io.BytesIO()
+            torch.save(to_v2_state_dict(regressor.net.state_dict()), buffer)
+            atomic_write_bytes(out, buffer.getvalue())
+    print(one_line(f"wrote {out}"))
     return 0
+
+
+def _check_output(text: str) -> Path:
+    """The output file, refused before any work when it cannot be written.
+
+    Raises:
+        OutputError: a folder (or a name ending in a separator), a path under a file, or a
+            folder that cannot be created or written.
+    """
+    from ..io.atomic import ensure_folder
+
+    path = Path(text)
+    if text.endswith(("/", os.sep)) or path.is_dir():
+        raise OutputError(f"{text}: --output is a folder; give a file name, e.g. {path / 'model.onnx'}")
+    ensure_folder(path.parent if str(path.parent) else Path("."), "folder of --output")
+    return path

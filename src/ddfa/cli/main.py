@@ -1,22 +1,36 @@
 """The ``ddfa`` command: one sub-command per module of :mod:`ddfa.cli`.
 
 Each sub-command module defines ``register(subparsers) -> argparse.ArgumentParser`` (which sets
-``func`` via ``set_defaults``) and a ``run(args) -> int`` exit code. Errors that ddfa raises on
-purpose (:class:`ddfa.errors.DdfaError`) are printed as one line, never as a traceback.
+``func`` via ``set_defaults``) and a ``run(args) -> int`` exit code.
+
+Errors end as one line on stderr, never as a traceback (unless ``--debug``):
+
+* errors ddfa raises on purpose (:class:`ddfa.errors.DdfaError`): ``ddfa: error: <message>``,
+  exit status 1;
+* an operating-system error that escaped a command (disk full, permission denied, ...):
+  ``ddfa: error: <file>: <cause>``, exit status 1;
+* Ctrl-C, also during start-up: ``ddfa: interrupted``, exit status 130 (CPython itself ends the
+  process with SIGINT instead when the interrupt passed through some C-level library code);
+* anything else is a bug in ddfa: ``ddfa: internal error: ...``, exit status 70.
+
+Control characters in messages (e.g. a newline in a file name) are escaped, so that no input
+can forge or hide lines of the output.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import signal
 import sys
+import threading
 import typing
 
-from ..errors import DdfaError, InputError
-from ..runtime import BACKENDS
+from ..errors import DdfaError, InputError, one_line
 
 #: sub-command modules under ddfa.cli, in the order ``ddfa --help`` lists them
-SUBCOMMANDS = ("align", "assets", "export", "benchmark", "train", "synth", "video")
+SUBCOMMANDS = ("align", "batch", "assets", "export", "benchmark", "train", "synth", "video")
 
 DESCRIPTION = """\
 ddfa: 3D dense face alignment in full pose range (3DDFA / 3DDFA_V2).
@@ -34,15 +48,23 @@ def build_parser() -> argparse.ArgumentParser:
         prog="ddfa", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--version", action="version", version=f"ddfa {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the full traceback of an error (also accepted after the command)")
     subparsers = parser.add_subparsers(title="commands", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        importlib.import_module(f"{__package__}.{name}").register(subparsers)
+        sub = importlib.import_module(f"{__package__}.{name}").register(subparsers)
+        sub.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                         help="show the full traceback of an error")
     return parser
 
 
-def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool = True) -> None:
+def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool = True,
+                             precision: str = "auto") -> None:
     """Options shared by the sub-commands that run a model: the model, the runtime context
-    (:class:`~ddfa.BaseOptions`) and, with ``detector``, the detector plug-in and its options."""
+    (:class:`~ddfa.BaseOptions`; ``precision`` is the default of ``--precision``) and, with
+    ``detector``, the detector plug-in and its options."""
+    from ..runtime import BACKENDS, PRECISIONS  # here, not at import: `ddfa` starts without numpy
+
     group = parser.add_argument_group("model")
     group.add_argument("--model", default="mb05",
                        help="regressor: mb05, mb1, 3ddfa-v1, a registered name, or a checkpoint file (default: mb05)")
@@ -50,16 +72,32 @@ def add_common_model_options(parser: argparse.ArgumentParser, *, detector: bool 
                        help="asset directory holding the 3DDFA/ and 3DDFA_V2/ files (default: $DDFA_HOME)")
     group.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda:0 (default: cpu)")
     group.add_argument("--backend", default="auto", choices=BACKENDS,
-                       help="inference engine: auto = onnxruntime on CPU if installed, else torch")
+                       help="inference engine: auto = OpenVINO on CPUs with native bfloat16 (AMX, AVX-512-BF16) "
+                       "when installed, else onnxruntime on CPU if installed, else torch")
     group.add_argument("--threads", type=int, default=None, metavar="N",
                        help="CPU threads of the inference engine (default: all cores)")
+    group.add_argument("--precision", default=precision, choices=PRECISIONS,
+                       help="number format of the networks: auto = bf16 on OpenVINO where the CPU computes it "
+                       "natively, else f32; int8 = the regressor statically quantised (costs accuracy: see "
+                       f"`ddfa benchmark aflw2000-3d --precision int8`) (default: {precision})")
     if detector:
-        group.add_argument("--detector", default="faceboxes",
-                           help="face detector plug-in (default: faceboxes; 'none' is refused where no boxes "
-                           "can be given)")
-        group.add_argument("--detector-option", action="append", default=[], metavar="KEY=VALUE",
-                           help="an option of the detector plug-in, by name (repeatable), e.g. "
-                           "--detector-option score_threshold=0.6")
+        add_detector_options(group)
+
+
+def add_detector_options(group, *, compare: bool = False) -> None:
+    """``--detector``, ``--det-size`` and ``--detector-option`` (see :func:`detector_options_from_args`)."""
+    from ..detect import DEFAULT_DETECTOR, list_detectors
+
+    group.add_argument("--detector", default=DEFAULT_DETECTOR,
+                       help=f"face detector plug-in: {', '.join(list_detectors())} (default: {DEFAULT_DETECTOR}"
+                       + ("" if compare else "; 'none' is refused where no boxes can be given") + ")")
+    group.add_argument("--det-size", type=int, default=None, metavar="N",
+                       help="working resolution of the detector: the longer photo side is scaled down to N pixels "
+                       "for the whole-photo pass, and large photos get finer tiled passes (yunet, centerface; "
+                       "default 640)")
+    group.add_argument("--detector-option", action="append", default=[], metavar="KEY=VALUE",
+                       help="an option of the detector plug-in, by name (repeatable), e.g. "
+                       "--detector-option score_threshold=0.6 or min_face=20")
 
 
 def base_options_from_args(args: argparse.Namespace):
@@ -67,7 +105,7 @@ def base_options_from_args(args: argparse.Namespace):
     from ..runtime import BaseOptions
 
     return BaseOptions(assets=args.assets, device=args.device, backend=args.backend,
-                       threads=getattr(args, "threads", None))
+                       threads=getattr(args, "threads", None), precision=getattr(args, "precision", "auto"))
 
 
 def detector_options_from_args(args: argparse.Namespace) -> dict:
@@ -78,23 +116,34 @@ def detector_options_from_args(args: argparse.Namespace) -> dict:
         InputError: a malformed pair, an option the plug-in does not have, or a value of the
             wrong type.
     """
-    pairs = getattr(args, "detector_option", None) or []
-    if not pairs:
+    return detector_options_for(args.detector, getattr(args, "detector_option", None) or [],
+                                getattr(args, "det_size", None))
+
+
+def detector_options_for(detector: str | None, pairs: list[str], det_size: int | None = None) -> dict:
+    """The options of plug-in ``detector`` from ``KEY=VALUE`` strings and ``--det-size``."""
+    if not pairs and det_size is None:
         return {}
     from ..detect.base import detector_spec
 
-    if args.detector in (None, "none"):
-        raise InputError("--detector-option given with --detector none")
-    spec = detector_spec(args.detector)
+    if detector in (None, "none"):
+        raise InputError("--detector-option / --det-size given with --detector none")
+    spec = detector_spec(detector)
     types = typing.get_type_hints(spec.options_type) if spec.options_type is not None else {}
-    out = {}
+    out: dict = {}
+    if det_size is not None:
+        if "det_size" not in types:
+            raise InputError(f"--det-size: detector {detector!r} has no working-resolution option"
+                             + (" (it shrinks photos to fit --detector-option max_height=..., max_width=...)"
+                                if "max_height" in types else ""))
+        out["det_size"] = det_size
     for pair in pairs:
         key, sep, value = pair.partition("=")
         key = key.strip().replace("-", "_")
         if not sep or not key:
             raise InputError(f"--detector-option {pair!r}: expected KEY=VALUE")
         if key not in types:
-            raise InputError(f"--detector-option {key!r}: detector {args.detector!r} has no such option; "
+            raise InputError(f"--detector-option {key!r}: detector {detector!r} has no such option; "
                              f"expected one of {', '.join(sorted(types)) or '(none)'}")
         out[key] = _convert(value.strip(), types[key], key)
     return out
@@ -119,20 +168,93 @@ def _convert(value: str, kind, key: str):
     return value
 
 
+def describe_os_error(exc: OSError) -> str:
+    """One line for an operating-system error: the file (if known) and the cause."""
+    cause = exc.strerror or str(exc) or type(exc).__name__
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        cause += " (the disk is full)"
+    return f"{exc.filename}: {cause}" if exc.filename is not None else cause
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if not hasattr(args, "func"):
-        parser.print_help()
-        return 2
+    """Run ``ddfa`` with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    interrupts, restore = _count_interrupts()
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if not hasattr(args, "func"):
+            parser.print_help()
+            return 2
         return int(args.func(args) or 0)
-    except DdfaError as exc:
-        print(f"ddfa: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
-        print("ddfa: interrupted", file=sys.stderr)
+        _report(debug, "ddfa: interrupted")
         return 130
+    except Exception as exc:
+        if interrupts() or _caused_by_interrupt(exc):
+            # a library turned the KeyboardInterrupt into its own error (a pybind11 module that is
+            # being imported raises ImportError "initialization failed"): still Ctrl-C
+            _report(debug, "ddfa: interrupted")
+            return 130
+        if isinstance(exc, DdfaError):
+            _report(debug, f"ddfa: error: {exc}")
+            return 1
+        if isinstance(exc, OSError):  # not wrapped by the command: still one line naming the file
+            _report(debug, f"ddfa: error: {describe_os_error(exc)}")
+            return 1
+        if isinstance(exc, MemoryError):
+            _report(debug, "ddfa: error: out of memory")
+            return 1
+        detail = str(exc).strip().splitlines()
+        _report(debug, f"ddfa: internal error: {type(exc).__name__}: {detail[0] if detail else ''} "
+                "(a bug in ddfa; run with --debug for the traceback)")
+        return 70
+    finally:
+        restore()
+
+
+def _count_interrupts() -> tuple[typing.Callable[[], int], typing.Callable[[], None]]:
+    """Count Ctrl-C from now on (still raising KeyboardInterrupt, as Python's own handler does);
+    returns a function giving the count and one putting Python's handler back. Only where Python's
+    default handler is in place, in the main thread (a caller's own handler is left alone)."""
+    count = [0]
+    if threading.current_thread() is not threading.main_thread() \
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        return (lambda: count[0]), (lambda: None)
+
+    def on_interrupt(signum: int, frame: object) -> None:
+        count[0] += 1
+        raise KeyboardInterrupt
+
+    def restore() -> None:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    signal.signal(signal.SIGINT, on_interrupt)
+    return (lambda: count[0]), restore
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether a KeyboardInterrupt is in ``exc``'s chain of causes and contexts."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
+
+
+def _report(debug: bool, message: str) -> None:
+    if debug:
+        import traceback
+
+        traceback.print_exc()
+    try:
+        print(one_line(message), file=sys.stderr)
+    except (OSError, ValueError):  # stderr closed
+        pass
 
 
 if __name__ == "__main__":  # pragma: no cover

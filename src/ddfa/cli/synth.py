@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "synth",
         help="render random faces from the morphable model into a training set",
@@ -30,10 +30,10 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..train.synth import SynthConfig, synthesize
 
-    path = synthesize(args.out, args.num, seed=args.seed, store=args.assets, mesh=args.mesh,
+    path = synthesize(args.out, args.num, seed=args.seed, assets=args.assets, mesh=args.mesh,
                       whitening=args.statistics, workers=args.workers, fmt=args.format, image_ext=args.ext,
                       cfg=SynthConfig(max_yaw=args.max_yaw), progress=not args.quiet)
     print(f"wrote {args.num} crops and {path}")

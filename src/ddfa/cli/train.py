@@ -8,6 +8,10 @@ file's keys (:class:`ddfa.train.config.TrainConfig`). Several GPUs or nodes:
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..train.config import TrainConfig
 
 #: (flag, config key, type, help) of the most used keys; any key can be set with --set KEY=VALUE
 FLAGS = (
@@ -37,7 +41,7 @@ FLAGS = (
 )
 
 
-def register(subparsers) -> argparse.ArgumentParser:
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     parser = subparsers.add_parser(
         "train",
         help="train a 3DMM parameter regressor (3DDFA's WPDC/VDC/PDC recipe)",
@@ -61,12 +65,18 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def config_from_args(args):
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The training config of a command line: the YAML file, then the flags, then ``--set``."""
+    from ..errors import InputError
     from ..train.config import TrainConfig, parse_override
 
     overrides = {k[4:]: v for k, v in vars(args).items() if k.startswith("cfg_") and v is not None}
-    if isinstance(overrides.get("milestones"), str):
-        overrides["milestones"] = [int(m) for m in overrides["milestones"].split(",") if m.strip()]
+    text = overrides.get("milestones")
+    if isinstance(text, str):
+        try:
+            overrides["milestones"] = [int(m) for m in text.split(",") if m.strip()]
+        except ValueError:
+            raise InputError(f"--milestones expects comma-separated epochs, got {text!r}") from None
     for text in args.overrides:
         key, value = parse_override(text)
         overrides[key] = value
@@ -75,7 +85,7 @@ def config_from_args(args):
     return TrainConfig.from_dict(overrides)
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..train.trainer import train
 
     cfg = config_from_args(args)

@@ -8,7 +8,12 @@ exits with status 1; Ctrl-C does the same with status 130.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+from dataclasses import replace
+from pathlib import Path
+
+from ..errors import one_line
 
 EPILOG = """\
 examples:
@@ -19,15 +24,15 @@ examples:
 
 tracking: each face's next crop comes from its previous landmarks; the detector runs on the
 first frame, every --detect-every frames, and whenever a track looks unsure (its crop moved or
-rescaled too much, or it is leaving the frame). New faces get new ids (1, 2, ...); a face that
-leaves the frame and comes back gets a new id.
+rescaled too much, it is leaving the frame, or with --refine its confidence is below 0.5). New
+faces get new ids (1, 2, ...); a face that leaves the frame and comes back gets a new id.
 """
 
 
-def register(subparsers) -> argparse.ArgumentParser:
-    from ..render.outputs import image_output_names
-    from ..video.smoothing import SmoothingOptions
-    from ..video.tracker import TrackerOptions
+def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    from ..pipeline.refine import REFINE_MODES
+    from ..video.io import CODECS
+    from ..video.options import SMOOTH_MODES, SmoothingOptions, TrackerOptions, video_output_names
     from .main import add_common_model_options
 
     smooth, track = SmoothingOptions(), TrackerOptions()
@@ -49,7 +54,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument(
         "--outputs", default="2d_sparse", metavar="LIST",
         help="comma-separated overlays drawn in order on each frame: the image outputs of `ddfa align` that "
-        "draw on the photo (" + ", ".join(image_output_names()) + "; not texture atlases such as uv_tex); "
+        "draw on the photo (" + ", ".join(video_output_names()) + "; not texture atlases such as uv_tex); "
         "default: 2d_sparse; 'none': track ids only")
     parser.add_argument("--no-ids", action="store_true", help="do not label faces with their track id")
     group = parser.add_argument_group("tracking")
@@ -57,11 +62,11 @@ def register(subparsers) -> argparse.ArgumentParser:
                        help=f"run the detector every N frames (1: every frame; 0: only when a track is unsure; "
                        f"default: {track.detect_every})")
     group.add_argument("--max-faces", type=int, default=None, metavar="N", help="follow at most N faces")
-    group.add_argument("--refine", choices=("none", "flip", "full"), default="none",
+    group.add_argument("--refine", choices=REFINE_MODES, default="none",
                        help="test-time refinement of every tracked face; its calibrated confidence then also "
                        "decides when to re-run the detector (default: none)")
     group = parser.add_argument_group("smoothing")
-    group.add_argument("--smooth", choices=("none", "causal", "offline"), default=None,
+    group.add_argument("--smooth", choices=SMOOTH_MODES, default=None,
                        help="One-Euro smoothing of landmarks, pose and mesh: causal (no delay) or offline "
                        "(also looks ahead; default for files), none; default: offline for files, causal "
                        "for webcams")
@@ -74,7 +79,7 @@ def register(subparsers) -> argparse.ArgumentParser:
     group.add_argument("--lookahead", type=int, default=smooth.lookahead, metavar="N",
                        help=f"future frames used by --smooth offline (default: {smooth.lookahead})")
     group = parser.add_argument_group("input/output")
-    group.add_argument("--codec", choices=("auto", "mp4v", "mjpg", "h264"), default="auto",
+    group.add_argument("--codec", choices=CODECS, default="auto",
                        help="output codec: auto (MJPG for .avi, else mp4v), or h264 via imageio-ffmpeg")
     group.add_argument("--max-frames", type=int, default=None, metavar="N", help="stop after N frames")
     group.add_argument("--fps", type=float, default=None,
@@ -85,40 +90,84 @@ def register(subparsers) -> argparse.ArgumentParser:
     return parser
 
 
-def run(args) -> int:
+def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
     from ..pipeline import FaceAligner
     from ..video.io import VideoSource
-    from ..video.process import process_video, video_output_names
-    from ..video.smoothing import SmoothingOptions
+    from ..video.options import SmoothingOptions, SmoothMode, TrackerOptions, VideoOptions
+    from ..video.process import process_video
 
     outputs = [] if args.outputs.strip() in ("", "none") else [s.strip() for s in args.outputs.split(",") if s.strip()]
-    outputs = video_output_names(outputs)
     if args.output is None and (args.records is None or args.no_records):
         raise InputError("nothing to write: give --output OUT.mp4 and/or --records PATH")
+    if args.max_frames is not None and args.max_frames < 1:
+        raise InputError(f"--max-frames must be at least 1, got {args.max_frames}")
     if args.no_records:
         records = None
     else:
         records = args.records if args.records is not None else "auto"
+    _check_outputs(args.output, None if records is None else
+                   (Path(args.output).with_suffix(".jsonl") if records == "auto" and args.output else records))
+    tracker = TrackerOptions(detect_every=args.detect_every, max_faces=args.max_faces)
+    smoothing = SmoothingOptions(min_cutoff=args.min_cutoff, beta=args.beta, strength=args.smooth_strength,
+                                 lookahead=args.lookahead)
+    options = VideoOptions(outputs=tuple(outputs), smoothing=smoothing, tracker=tracker, draw_ids=not args.no_ids,
+                           codec=args.codec, progress=not args.quiet)
     source = VideoSource(args.input, fps=args.fps, max_frames=args.max_frames)
-    mode = args.smooth or ("causal" if source.kind == "camera" else "offline")
-    smoothing = SmoothingOptions(mode=mode, min_cutoff=args.min_cutoff, beta=args.beta,
-                                 strength=args.smooth_strength, lookahead=args.lookahead)
+    mode: SmoothMode = args.smooth or ("causal" if source.kind == "camera" else "offline")
+    options = replace(options, smoothing=replace(smoothing, mode=mode))
+    from .main import detector_options_from_args
+
     aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
-                          backend=args.backend, refine=args.refine)
-    summary = process_video(source, args.output, records=records, aligner=aligner, outputs=outputs,
-                            smoothing=smoothing, draw_ids=not args.no_ids, codec=args.codec,
-                            progress=not args.quiet, detect_every=args.detect_every, max_faces=args.max_faces)
-    written = [str(p) for p in (summary.output, summary.records) if p is not None]
+                          backend=args.backend, detector_options=detector_options_from_args(args),
+                          refine=args.refine)
+    summary = process_video(source, args.output, records=records, aligner=aligner, options=options)
+    written = [str(p) for p in (summary.output, summary.records) if p is not None and Path(p).is_file()]
+    if summary.output is not None and summary.frames == 0 and str(summary.output) in written:
+        written.remove(str(summary.output))  # an empty container: no video
+        Path(summary.output).unlink(missing_ok=True)
     ids = [t["track_id"] for t in summary.tracks]
     print(f"ddfa video: {summary.frames} frame(s), {len(ids)} track(s)"
           + (f" (ids {ids[0]}-{ids[-1]})" if ids else "")
-          + f", detector on {summary.detector_runs} frame(s), {summary.fps:.1f} frames/s; wrote {', '.join(written)}")
+          + f", detector on {summary.detector_runs} frame(s), {summary.fps:.1f} frames/s; "
+          + (f"wrote {', '.join(written)}" if written else "wrote nothing"))
     if summary.interrupted:
         print(f"ddfa video: interrupted {summary.stopped_at()}; kept {summary.frames} frame(s)", file=sys.stderr)
         return 130
     if summary.problem:
-        print(f"ddfa video: {source.name}: stopped {summary.stopped_at()}: {summary.problem}; "
-              f"kept {summary.frames} frame(s)", file=sys.stderr)
+        print(one_line(f"ddfa video: {source.name}: stopped {summary.stopped_at()}: {summary.problem}; "
+                       f"kept {summary.frames} frame(s)"), file=sys.stderr)
+        return 1
+    if summary.frames == 0:
+        print(one_line(f"ddfa video: {source.name}: no frame was processed"), file=sys.stderr)
         return 1
     return 0
+
+
+#: containers the video writers can create (OpenCV's mp4v/MJPG, or libx264 through ffmpeg)
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv")
+
+
+def _check_outputs(output: str | None, records: str | os.PathLike | None) -> None:
+    """Refuse, before anything is computed, outputs that cannot be written.
+
+    Raises:
+        InputError: an output video of an unknown container.
+        OutputError: a path that is a folder, under a file, or in a folder that cannot be
+            created or written.
+    """
+    from ..errors import InputError, OutputError
+    from ..io.atomic import ensure_folder
+
+    for path, what in ((output, "output video"), (records, "records file")):
+        if path is None:
+            continue
+        text = str(path)
+        path = Path(path)
+        if text.endswith(("/", os.sep)) or path.is_dir():
+            raise OutputError(f"{text}: the {what} is a folder; give a file name, e.g. {path / 'out.mp4'}"
+                              if what == "output video" else f"{text}: the {what} is a folder; give a file name")
+        if what == "output video" and path.suffix.lower() not in VIDEO_SUFFIXES:
+            raise InputError(f"{text}: unknown video container {path.suffix or '(no suffix)'!r}; use one of "
+                             f"{', '.join(VIDEO_SUFFIXES)}")
+        ensure_folder(path.parent if str(path.parent) else Path("."), f"folder of the {what}")

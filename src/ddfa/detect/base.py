@@ -8,39 +8,64 @@ A plain callable returning an (K, 4) or (K, 5) array also works (see :func:`as_d
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from ..boxes import RoiMapping
 from ..errors import InputError
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..runtime import BaseOptions
 
 
+#: the detector plug-in of ``FaceAligner``, ``ddfa align`` and ``ddfa video`` by default
+DEFAULT_DETECTOR = "yunet"
+
+#: the order of the 5 facial points of :attr:`Detections.keypoints` and ``Face.keypoints5``
+#: (the person's right / left: a frontal face's right eye is on the image's left)
+KEYPOINT_NAMES: tuple[str, ...] = ("right_eye", "left_eye", "nose_tip", "right_mouth_corner", "left_mouth_corner")
+
+
 @dataclass(frozen=True)
 class Detections:
-    """Face boxes found in one image.
+    """Faces found in one image, best first.
 
     Attributes:
-        boxes: (K, 4) float32 ``(x1, y1, x2, y2)`` in image pixels (0-based, y down),
-            in descending score.
+        boxes: (K, 4) float32 ``(x1, y1, x2, y2)`` in image pixels (0-based, origin at the
+            top-left pixel centre, y down), in descending score.
         scores: (K,) float32 confidences in [0, 1] (1.0 for user-given boxes).
+        keypoints: (K, 5, 2) float32 ``(x, y)`` image pixels of 5 facial points in the order
+            of :data:`KEYPOINT_NAMES` (the person's right eye, left eye, nose tip, right and
+            left mouth corners), or None when the detector gives none (FaceBoxes, given boxes).
+        roi_mapping: the box-to-roi rule of the detector that found these boxes (set by
+            :meth:`ddfa.FaceAligner.detect`, and by ``ddfa batch``'s detection stage), so that an
+            aligner without that detector crops them as their own detector's aligner would;
+            None: the aligning :class:`~ddfa.FaceAligner`'s rule.
     """
 
     boxes: np.ndarray
     scores: np.ndarray
+    keypoints: np.ndarray | None = None
+    roi_mapping: RoiMapping | None = None
+
+    def __post_init__(self):
+        if self.keypoints is not None and np.shape(self.keypoints) != (len(self.boxes), 5, 2):
+            raise InputError(f"keypoints: expected shape ({len(self.boxes)}, 5, 2), got {np.shape(self.keypoints)}")
 
     def __len__(self) -> int:
         return len(self.boxes)
 
     @classmethod
-    def empty(cls) -> "Detections":
-        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32))
+    def empty(cls, keypoints: bool = False) -> Detections:
+        """No faces (with an empty (0, 5, 2) keypoint array when ``keypoints``)."""
+        return cls(np.zeros((0, 4), np.float32), np.zeros(0, np.float32),
+                   np.zeros((0, 5, 2), np.float32) if keypoints else None)
 
     @classmethod
-    def from_array(cls, boxes, source: str = "boxes") -> "Detections":
+    def from_array(cls, boxes, source: str = "boxes") -> Detections:
         """From (K, 4) boxes or (K, 5) boxes with scores; validated."""
         arr = np.asarray(boxes, dtype=np.float32)
         if arr.size == 0:
@@ -57,9 +82,21 @@ class Detections:
         order = np.argsort(-scores, kind="stable")  # best first; equal scores keep their order
         return cls(np.ascontiguousarray(arr[order, :4]), np.ascontiguousarray(scores[order]))
 
-    def top(self, k: int | None) -> "Detections":
+    def top(self, k: int | None) -> Detections:
         """The ``k`` best faces (all when ``k`` is None); boxes are kept best first."""
-        return self if k is None else Detections(self.boxes[:k], self.scores[:k])
+        return self if k is None else self.select(slice(0, k))
+
+    def select(self, index) -> Detections:
+        """The faces at ``index`` (a slice, an int array or a bool mask), in that order."""
+        if isinstance(index, (list, tuple)):
+            index = np.asarray(index, dtype=np.int64).reshape(-1)
+        return Detections(self.boxes[index].reshape(-1, 4), self.scores[index].reshape(-1),
+                          None if self.keypoints is None else self.keypoints[index].reshape(-1, 5, 2),
+                          self.roi_mapping)
+
+    def with_roi_mapping(self, mapping: RoiMapping | None) -> Detections:
+        """These detections marked with their detector's box-to-roi rule (kept if already set)."""
+        return self if self.roi_mapping is not None or mapping is None else replace(self, roi_mapping=mapping)
 
 
 @runtime_checkable
@@ -164,7 +201,7 @@ def detector_spec(name: str) -> DetectorSpec:
         raise InputError(f"unknown detector {name!r}; registered: {', '.join(list_detectors())}") from None
 
 
-def create_detector(name_or_detector: Any, *, base_options: "BaseOptions | None" = None, options: Any = None,
+def create_detector(name_or_detector: Any, *, base_options: BaseOptions | None = None, options: Any = None,
                     **option_overrides: Any) -> Detector | None:
     """A detector from a registered name, a :class:`Detector`, a callable, or None.
 

@@ -31,15 +31,34 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..assets.store import resolve_assets
+from ..assets.store import AssetsLike, resolve_assets
 from ..errors import InputError
 from ..morphable.model import load_morphable_model
-from .protocols import (FRAMES, YAW_BIN_EDGES, asset_digests, landmarks_in_image, list_digest, load_crops,
-                        model_info, nme, regress, resolve_data_dir, summarize_bins, yaw_bins)
+from .protocols import (
+    FRAMES,
+    YAW_BIN_EDGES,
+    LandmarkFrame,
+    asset_digests,
+    box_size,
+    check_frame,
+    landmarks_in_image,
+    list_digest,
+    model_info,
+    nme,
+    predict_params,
+    resolve_data_dir,
+    summarize_bins,
+    yaw_bins,
+)
 from .report import BenchmarkResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..morphable.model import MorphableModel
+    from ..nets.registry import Regressor
 
 GT_DIR = "3DDFA/test.configs/"
 GT_POINTS = GT_DIR + "AFLW_GT_pts21.npy"
@@ -97,12 +116,12 @@ def landmark_distance_table(pts21: np.ndarray, pts68: np.ndarray) -> np.ndarray:
     p21 = np.asarray(pts21, dtype=np.float64).transpose(0, 2, 1)
     p68 = np.asarray(pts68, dtype=np.float64)[:, :2].transpose(0, 2, 1)
     visible = p21[..., 0] >= 0
-    norm = np.sqrt(np.prod(p68.max(axis=1) - p68.min(axis=1), axis=1))
+    norm = box_size(p68)
     dist = np.linalg.norm(p21[:, :, None, :] - p68[:, None, :, :], axis=-1) / norm[:, None, None]
     return np.where(visible[..., None], dist, 0.0).sum(axis=0) / visible.sum(axis=0)[:, None]
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class AflwData:
     """The evaluated AFLW faces, in list order: names, rows into the 21,080-row arrays,
     (N, 4) roi boxes, (N, 21, 2) points, (N, 21) visibility, (N,) yaw degrees."""
@@ -117,9 +136,9 @@ class AflwData:
     list_file: Path
 
 
-def load_aflw(store, data_dir: str | os.PathLike | None = None) -> AflwData:
+def load_aflw(assets: AssetsLike, data_dir: str | os.PathLike | None = None) -> AflwData:
     """Read ``subset.list`` and the ground truth rows it names."""
-    store = resolve_assets(store)
+    store = resolve_assets(assets)
     folder = resolve_data_dir(data_dir, DATA_SUBFOLDER, store)
     list_file = folder / LIST_FILE
     try:
@@ -143,13 +162,13 @@ def load_aflw(store, data_dir: str | os.PathLike | None = None) -> AflwData:
                     visible=points[..., 0] >= 0, yaw=yaw[rows], list_file=list_file)
 
 
-def aflw_nme(params: np.ndarray, data: AflwData, model, frame: str = "v1") -> np.ndarray:
+def aflw_nme(params: np.ndarray, data: AflwData, model: MorphableModel, frame: LandmarkFrame = "v1") -> np.ndarray:
     """(N,) per-face NME (fraction) over the visible AFLW points, normalised by their box."""
     pred21 = to_aflw21(landmarks_in_image(model, params, data.roi_boxes, frame)[..., :2])
     return nme(pred21, data.points, data.visible)
 
 
-def protocol(data: AflwData, frame: str, batch_size: int) -> dict:
+def protocol(data: AflwData, frame: LandmarkFrame, batch_size: int) -> dict[str, Any]:
     return {
         "dataset": "AFLW (3DDFA test crops, 120x120): shared subset of 4500 of 21,080 faces, 1500 per |yaw| "
                    "bin, drawn with a fixed seed",
@@ -179,19 +198,23 @@ def protocol(data: AflwData, frame: str, batch_size: int) -> dict:
     }
 
 
-def run_aflw(regressor, *, assets=None, data_dir: str | os.PathLike | None = None, frame: str = "v1",
-             batch_size: int = 128, params: np.ndarray | None = None) -> BenchmarkResult:
-    """Run the AFLW 21-point benchmark on the shared subset (see the module docstring)."""
-    if frame not in FRAMES:
-        raise InputError(f"unknown landmark frame {frame!r}; expected one of {', '.join(FRAMES)}")
+def run_aflw(regressor: Regressor | None, *, assets: AssetsLike = None, data_dir: str | os.PathLike | None = None,
+             frame: LandmarkFrame = "v1", batch_size: int = 128, params: np.ndarray | None = None) -> BenchmarkResult:
+    """Run the AFLW 21-point benchmark on the shared subset (see the module docstring).
+
+    Args:
+        regressor: a :class:`~ddfa.nets.registry.Regressor` (None with ``params``).
+        assets: asset directory or store (ground truth, morphable model).
+        data_dir: the ``aflw-subset`` data folder.
+        frame: landmark frame, ``"v1"`` (default, 3DDFA's) or ``"ddfa"``.
+        batch_size: regressor batch size.
+        params: optional precomputed (N, 62) parameters in list order (skips the regressor).
+    """
+    check_frame(frame)
     store = resolve_assets(assets)
     data = load_aflw(store, data_dir)
-    if params is None:
-        params = regress(regressor, load_crops(data.crop_dir, data.names), batch_size)
-    if params.shape != (len(data.names), 62):
-        raise InputError(f"params: expected shape ({len(data.names)}, 62), got {params.shape}")
-    model = load_morphable_model(store, "noneck")
-    errors = aflw_nme(params, data, model, frame)
+    params = predict_params(regressor, data.crop_dir, data.names, batch_size, params)
+    errors = aflw_nme(params, data, load_morphable_model(store, "noneck"), frame)
     row = summarize_bins(errors, data.yaw)
     row["split_file"] = Path(GT_YAWS).name
     results = {"nme": {"pts21/yaws": row}}

@@ -22,16 +22,39 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..assets.store import resolve_assets
+from ..assets.store import AssetsLike, resolve_assets
 from ..errors import InputError
 from ..morphable.model import load_morphable_model
-from .protocols import (FRAMES, YAW_BIN_EDGES, asset_digests, landmarks_in_image, list_digest, load_crops,
-                        model_info, nme, read_list, regress, resolve_data_dir, summarize_bins, yaw_bins)
+from .protocols import (
+    FRAMES,
+    YAW_BIN_EDGES,
+    FaceList,
+    LandmarkFrame,
+    asset_digests,
+    check_frame,
+    landmarks_in_image,
+    list_digest,
+    load_crops,
+    model_info,
+    nme,
+    other_frame,
+    predict_params,
+    read_list,
+    resolve_data_dir,
+    summarize_bins,
+    yaw_bins,
+)
 from .refine import plain_and_refined
 from .report import BenchmarkResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..morphable.model import MorphableModel
+    from ..nets.registry import Regressor
+    from ..pipeline.refine import RefineMode
 
 GT_DIR = "3DDFA/test.configs/"
 ANNOTATIONS = {
@@ -48,7 +71,7 @@ CROP_FOLDER = "AFLW2000-3D_crop"
 DATA_SUBFOLDER = "aflw2000-3d"
 
 
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class Aflw2000Data:
     """Ground truth of the evaluated faces, in list order.
 
@@ -68,21 +91,22 @@ class Aflw2000Data:
     roi_boxes: np.ndarray
     landmarks: dict[str, np.ndarray]
     yaw: dict[str, np.ndarray]
-    face_list: str
+    face_list: FaceList
     list_file: Path
 
 
-def load_aflw2000(store, data_dir: str | os.PathLike | None = None, face_list: str = "2000") -> Aflw2000Data:
+def load_aflw2000(assets: AssetsLike, data_dir: str | os.PathLike | None = None,
+                  face_list: FaceList = "2000") -> Aflw2000Data:
     """Read the face list and the ground truth (asset store ``3DDFA/test.configs``).
 
     Args:
-        store: :class:`~ddfa.assets.AssetStore` (or path) holding ``3DDFA/test.configs``.
+        assets: asset store, folder or None holding ``3DDFA/test.configs``.
         data_dir: the ``aflw2000-3d`` folder (crops and lists); see
             :func:`~ddfa.eval.protocols.resolve_data_dir` for the default.
         face_list: ``"2000"`` (all faces) or ``"1998"`` (without image02139 and image03862, whose
             ground truth is known to be wrong).
     """
-    store = resolve_assets(store)
+    store = resolve_assets(assets)
     if face_list not in LISTS:
         raise InputError(f"unknown face list {face_list!r}; expected one of {', '.join(LISTS)}")
     folder = resolve_data_dir(data_dir, DATA_SUBFOLDER, store)
@@ -106,7 +130,8 @@ def load_aflw2000(store, data_dir: str | os.PathLike | None = None, face_list: s
     )
 
 
-def aflw2000_nme(params: np.ndarray, data: Aflw2000Data, model, frame: str = "v1") -> dict[str, np.ndarray]:
+def aflw2000_nme(params: np.ndarray, data: Aflw2000Data, model: MorphableModel,
+                 frame: LandmarkFrame = "v1") -> dict[str, np.ndarray]:
     """Per-face NME (fractions) against each annotation set.
 
     Args:
@@ -122,7 +147,7 @@ def aflw2000_nme(params: np.ndarray, data: Aflw2000Data, model, frame: str = "v1
     return {key: nme(pred, gt) for key, gt in data.landmarks.items()}
 
 
-def summarize(per_face: dict[str, np.ndarray], data: Aflw2000Data) -> dict:
+def summarize(per_face: dict[str, np.ndarray], data: Aflw2000Data) -> dict[str, dict[str, Any]]:
     """``{"ori/pose": summary, ...}`` for both annotations and both splits (figures in %)."""
     out = {}
     for annotation, errors in per_face.items():
@@ -133,8 +158,7 @@ def summarize(per_face: dict[str, np.ndarray], data: Aflw2000Data) -> dict:
     return out
 
 
-def protocol(data: Aflw2000Data, frame: str, batch_size: int) -> dict:
-    other = "ddfa" if frame == "v1" else "v1"
+def protocol(data: Aflw2000Data, frame: LandmarkFrame, batch_size: int) -> dict[str, Any]:
     return {
         "dataset": "AFLW2000-3D (3DDFA test.data crops, 120x120)",
         "face_list": data.face_list,
@@ -148,7 +172,7 @@ def protocol(data: Aflw2000Data, frame: str, batch_size: int) -> dict:
         "landmarks": "68 points of the 3DMM (3DDFA keypoints), reconstructed from the 62 params",
         "frame": frame,
         "frame_definition": FRAMES[frame],
-        "other_frame_reported": other,
+        "other_frame_reported": other_frame(frame),
         "crop_to_image": "x * (ex - sx) / 120 + sx, y * (ey - sy) / 120 + sy with roi boxes from "
                          + ROI_BOXES,
         "annotations": dict(ANNOTATIONS),
@@ -164,20 +188,21 @@ def protocol(data: Aflw2000Data, frame: str, batch_size: int) -> dict:
 
 
 def run_aflw2000(
-    regressor,
+    regressor: Regressor | None,
     *,
-    assets=None,
+    assets: AssetsLike = None,
     data_dir: str | os.PathLike | None = None,
-    face_list: str = "2000",
-    frame: str = "v1",
+    face_list: FaceList = "2000",
+    frame: LandmarkFrame = "v1",
     batch_size: int = 128,
     params: np.ndarray | None = None,
-    refine: str = "none",
+    refine: RefineMode = "none",
 ) -> BenchmarkResult:
     """Run the AFLW2000-3D benchmark.
 
     Args:
-        regressor: a :class:`~ddfa.nets.registry.Regressor` (``ddfa.create_model``).
+        regressor: a :class:`~ddfa.nets.registry.Regressor` (``ddfa.create_model``; None with
+            ``params``).
         assets: asset directory or store (ground truth, morphable model).
         data_dir: the ``aflw2000-3d`` data folder.
         face_list: ``"2000"`` or ``"1998"``.
@@ -189,21 +214,21 @@ def run_aflw2000(
             (:mod:`ddfa.eval.refine`); the plain figures and the cost of both in ms per face
             are reported beside them (``results["plain"]``, ``results["refine"]``).
     """
-    if frame not in FRAMES:
-        raise InputError(f"unknown landmark frame {frame!r}; expected one of {', '.join(FRAMES)}")
+    check_frame(frame)
     store = resolve_assets(assets)
     data = load_aflw2000(store, data_dir, face_list)
     model = load_morphable_model(store, "noneck")
-    refined = None
+    refined, threads = None, None
     if refine != "none":
+        if regressor is None or params is not None:
+            raise InputError("refine needs a regressor and no params: refinement regresses the crops itself")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
         refined = plain_and_refined(regressor, model, load_crops(data.crop_dir, data.names), refine, batch_size)
-        params = refined["refined"]
-    if params is None:
-        params = regress(regressor, load_crops(data.crop_dir, data.names), batch_size)
-    if params.shape != (len(data.names), 62):
-        raise InputError(f"params: expected shape ({len(data.names)}, 62), got {params.shape}")
+        params, threads = refined["refined"], regressor.base_options.threads
+    params = predict_params(regressor, data.crop_dir, data.names, batch_size, params)
     per_face = aflw2000_nme(params, data, model, frame)
-    other = "ddfa" if frame == "v1" else "v1"
+    other = other_frame(frame)
     other_summary = summarize(aflw2000_nme(params, data, model, other), data)
     results = {
         "nme": summarize(per_face, data),
@@ -214,7 +239,7 @@ def run_aflw2000(
     if refined is not None:
         results["plain"] = {"nme": summarize(aflw2000_nme(refined["plain"], data, model, frame), data)}
         results["refine"] = {"mode": refine, "passes": refined["passes"], "ms_per_face": refined["ms_per_face"],
-                             "threads": regressor.base_options.threads}
+                             "threads": threads}
     curves = {
         f"GT {annotation}, split {Path(SPLITS[split]).name}": {
             "errors": 100.0 * per_face[annotation], "bins": yaw_bins(data.yaw[split]), "unit": "%"}

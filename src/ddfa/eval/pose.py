@@ -25,17 +25,22 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from ..assets.store import resolve_assets
-from ..errors import DdfaError, InputError
+from ..assets.store import AssetsLike, resolve_assets
+from ..errors import ConventionError, InputError
 from ..morphable.pose import angles_to_rotation, decompose_pose, pose_angles
 from .aflw2000 import DATA_SUBFOLDER, load_aflw2000
-from .protocols import YAW_BIN_KEYS, list_digest, load_crops, model_info, regress, resolve_data_dir, yaw_bins
+from .protocols import YAW_BIN_KEYS, FaceList, list_digest, model_info, predict_params, resolve_data_dir, yaw_bins
 from .report import BenchmarkResult
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..nets.registry import Regressor
 
 ANNOTATION_FILE = "aflw2000_3d_annotations.npz"
 ANGLE_LIMIT_DEG = 99.0
@@ -43,11 +48,11 @@ ANGLE_LIMIT_DEG = 99.0
 DDFA = "ddfa (ddfa.morphable.pose.angles_to_rotation)"
 
 
-class ConventionError(DdfaError):
-    """The documented angle convention does not fit the ground truth best."""
+#: a rotation convention: (K, 3) ``(yaw, pitch, roll)`` degrees -> (K, 3, 3) model-frame rotations
+Convention = Callable[[np.ndarray], np.ndarray]
 
 
-def _euler(order: str, transpose: bool):
+def _euler(order: str, transpose: bool) -> Convention:
     """Candidate: angles -> R, from the Euler product in ``order`` (e.g. "XYZ" = Rx·Ry·Rz)."""
     axis_angle = {"X": 1, "Y": 0, "Z": 2}  # columns of (yaw, pitch, roll)
 
@@ -91,7 +96,7 @@ def ddfa_convention(angles_deg: np.ndarray) -> np.ndarray:
     return angles_to_rotation(angles_deg[:, 0], angles_deg[:, 1], angles_deg[:, 2])
 
 
-def identify_convention(build, seed: int = 0) -> str | None:
+def identify_convention(build: Convention, seed: int = 0) -> str | None:
     """The name of the candidate in :data:`CONVENTIONS` that ``build`` equals (None if none).
 
     Compared on 64 random angle triples within ±80° (a fixed seed), to 1e-9.
@@ -104,7 +109,7 @@ def identify_convention(build, seed: int = 0) -> str | None:
     return None
 
 
-def check_convention(rotations: np.ndarray, gt_angles: np.ndarray, *, strict: bool = True) -> dict:
+def check_convention(rotations: np.ndarray, gt_angles: np.ndarray, *, strict: bool = True) -> dict[str, Any]:
     """Check that ddfa's angle convention is the one the ground truth fits best.
 
     Args:
@@ -119,7 +124,7 @@ def check_convention(rotations: np.ndarray, gt_angles: np.ndarray, *, strict: bo
     """
     gt_angles = np.asarray(gt_angles, dtype=np.float64)
     scores = {name: float(geodesic_deg(rotations, build(gt_angles)).mean()) for name, build in CONVENTIONS.items()}
-    ranked = sorted(scores, key=scores.get)
+    ranked = sorted(scores, key=lambda name: scores[name])
     best = ranked[0]
     ours = float(geodesic_deg(rotations, ddfa_convention(gt_angles)).mean())
     passed = ours <= scores[best] + 1e-6
@@ -135,7 +140,7 @@ def check_convention(rotations: np.ndarray, gt_angles: np.ndarray, *, strict: bo
     return out
 
 
-def load_pose_ground_truth(data_dir: Path, names: list[str]) -> np.ndarray:
+def load_pose_ground_truth(data_dir: str | os.PathLike, names: Sequence[str]) -> np.ndarray:
     """(N, 3) ground-truth ``(yaw, pitch, roll)`` degrees for ``names`` from ``pose_para``.
 
     Raises:
@@ -182,7 +187,7 @@ def evaluate_pose(params: np.ndarray, gt_angles: np.ndarray, *, angle_limit: flo
     abs_err = np.abs(pred - gt)
     names = ("yaw", "pitch", "roll")
 
-    def figures(err):
+    def figures(err: np.ndarray) -> dict[str, float]:
         row = {n: float(err[:, i].mean()) if len(err) else float("nan") for i, n in enumerate(names)}
         row["mean"] = float(np.mean([row[n] for n in names]))
         return row
@@ -204,8 +209,9 @@ def evaluate_pose(params: np.ndarray, gt_angles: np.ndarray, *, angle_limit: flo
     return results, keep, abs_err
 
 
-def run_pose(regressor, *, assets=None, data_dir: str | os.PathLike | None = None, face_list: str = "2000",
-             batch_size: int = 128, params: np.ndarray | None = None, strict: bool = True) -> BenchmarkResult:
+def run_pose(regressor: Regressor | None, *, assets: AssetsLike = None, data_dir: str | os.PathLike | None = None,
+             face_list: FaceList = "2000", batch_size: int = 128, params: np.ndarray | None = None,
+             strict: bool = True) -> BenchmarkResult:
     """Run the head-pose benchmark on AFLW2000-3D (see the module docstring).
 
     Args:
@@ -221,10 +227,7 @@ def run_pose(regressor, *, assets=None, data_dir: str | os.PathLike | None = Non
     folder = resolve_data_dir(data_dir, DATA_SUBFOLDER, store)
     data = load_aflw2000(store, folder, face_list)
     gt = load_pose_ground_truth(folder, data.names)
-    if params is None:
-        params = regress(regressor, load_crops(data.crop_dir, data.names), batch_size)
-    if params.shape != (len(data.names), 62):
-        raise InputError(f"params: expected shape ({len(data.names)}, 62), got {params.shape}")
+    params = predict_params(regressor, data.crop_dir, data.names, batch_size, params)
     results, keep, abs_err = evaluate_pose(params, gt, strict=strict)
     protocol = {
         "dataset": "AFLW2000-3D (3DDFA test.data crops, 120x120)",

@@ -22,13 +22,17 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import numpy as np
 
+from ..assets.store import AssetsLike, resolve_assets
 from ..errors import InputError
 from ..io.image import read_image
 from ..morphable.frames import CROP_SIZE, crop_to_image, model_to_crop, v1_crop_frame
+from ..morphable.params import NUM_PARAMS
 
 #: upper edges of the first two |yaw| bins, degrees (bins: [0,30], (30,60], (60,inf))
 YAW_BIN_EDGES = (30.0, 60.0)
@@ -37,8 +41,11 @@ YAW_BIN_KEYS = ("bin_0_30", "bin_30_60", "bin_60_90")
 #: labels of the bins in tables and plots
 YAW_BIN_LABELS = ("[0,30]", "(30,60]", "(60,90+]")
 
+LandmarkFrame = Literal["v1", "ddfa"]
+FaceList = Literal["2000", "1998"]
+
 #: landmark frames the benchmarks can score in
-FRAMES = {
+FRAMES: dict[str, str] = {
     "v1": "3DDFA v1 1-based crop frame (x = Vx, y = 121 - Vy), as 3DDFA's benchmark.py; default, "
     "reproduces the published protocol",
     "ddfa": "ddfa / 3DDFA_V2 0-based crop frame (x = Vx - 1, y = 120 - Vy), as TDDFA.recon_vers",
@@ -120,7 +127,7 @@ def summarize_bins(errors: np.ndarray, yaw_degrees: np.ndarray, scale: float = 1
     bins = yaw_bins(yaw_degrees)
     counts = np.bincount(bins, minlength=3)
     means = np.array([errors[bins == b].mean() if counts[b] else np.nan for b in range(3)])
-    out = {key: float(m) for key, m in zip(YAW_BIN_KEYS, means)}
+    out: dict[str, Any] = {key: float(m) for key, m in zip(YAW_BIN_KEYS, means)}
     out["mean_of_bins"] = float(means.mean())
     out["std_of_bins"] = float(means.std())
     out["bin_counts"] = [int(c) for c in counts]
@@ -128,7 +135,19 @@ def summarize_bins(errors: np.ndarray, yaw_degrees: np.ndarray, scale: float = 1
     return out
 
 
-def landmarks_in_image(model, params: np.ndarray, roi_boxes: np.ndarray, frame: str = "v1") -> np.ndarray:
+def check_frame(frame: str) -> None:
+    """Raise :class:`InputError` unless ``frame`` is one of :data:`FRAMES`."""
+    if frame not in FRAMES:
+        raise InputError(f"unknown landmark frame {frame!r}; expected one of {', '.join(FRAMES)}")
+
+
+def other_frame(frame: LandmarkFrame) -> LandmarkFrame:
+    """The benchmark frame that is not ``frame`` (its figures are reported beside)."""
+    return "ddfa" if frame == "v1" else "v1"
+
+
+def landmarks_in_image(model: Any, params: np.ndarray, roi_boxes: np.ndarray,
+                       frame: LandmarkFrame = "v1") -> np.ndarray:
     """The 68 landmarks of each face in image pixels, read in a benchmark frame.
 
     Args:
@@ -140,15 +159,14 @@ def landmarks_in_image(model, params: np.ndarray, roi_boxes: np.ndarray, frame: 
     Returns:
         (N, 68, 3) landmarks (x, y in image pixels, y down; z scaled likewise).
     """
-    if frame not in FRAMES:
-        raise InputError(f"unknown landmark frame {frame!r}; expected one of {', '.join(FRAMES)}")
+    check_frame(frame)
     crop = model_to_crop(model.landmarks(params))
     if frame == "v1":
         crop = v1_crop_frame(crop)
     return crop_to_image(crop, np.asarray(roi_boxes, dtype=np.float64))
 
 
-def read_list(path: Path) -> list[str]:
+def read_list(path: str | os.PathLike) -> list[str]:
     """Non-empty lines of a list file (stripped)."""
     try:
         lines = Path(path).read_text().splitlines()
@@ -157,7 +175,7 @@ def read_list(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip()]
 
 
-def load_crops(folder: Path, names: list[str]) -> np.ndarray:
+def load_crops(folder: str | os.PathLike, names: Sequence[str]) -> np.ndarray:
     """Read benchmark crops as the reference does (``cv2.imread`` semantics: BGR, no swap).
 
     Args:
@@ -182,12 +200,12 @@ def load_crops(folder: Path, names: list[str]) -> np.ndarray:
     return crops
 
 
-def list_digest(names: list[str]) -> str:
+def list_digest(names: Sequence[str]) -> str:
     """sha256 of the image list (names joined by newlines), to pin the evaluated set."""
     return hashlib.sha256("\n".join(names).encode()).hexdigest()
 
 
-def resolve_data_dir(data: str | os.PathLike | None, subfolder: str, store=None) -> Path:
+def resolve_data_dir(data: str | os.PathLike | None, subfolder: str, assets: AssetsLike = None) -> Path:
     """Folder of one benchmark's data.
 
     Order: ``data`` (``--data DIR``, the benchmark's own folder), ``$DDFA_DATA/<subfolder>``,
@@ -206,8 +224,8 @@ def resolve_data_dir(data: str | os.PathLike | None, subfolder: str, store=None)
     env = os.environ.get(ENV_DATA)
     if env:
         tried.append(Path(env).expanduser() / subfolder)
-    if store is not None:
-        tried.append(Path(store.root).expanduser().resolve().parent / "data" / subfolder)
+    if assets is not None:
+        tried.append(resolve_assets(assets).root.expanduser().resolve().parent / "data" / subfolder)
     for path in tried:
         if path.is_dir():
             return path
@@ -215,30 +233,50 @@ def resolve_data_dir(data: str | os.PathLike | None, subfolder: str, store=None)
     raise InputError(f"{subfolder} data not found (looked in {where}); pass --data DIR or set ${ENV_DATA}")
 
 
-def asset_digests(relpaths) -> dict[str, str | None]:
+def asset_digests(relpaths: Iterable[str]) -> dict[str, str | None]:
     """Pinned sha256 of ground-truth assets (the asset store refuses files that differ)."""
     from ..assets.registry import KNOWN_FILES
 
     return {rel: (KNOWN_FILES[rel].sha256 if rel in KNOWN_FILES else None) for rel in relpaths}
 
 
-def model_info(regressor) -> dict:
+def model_info(regressor: Any) -> dict[str, Any]:
     """What identifies a regressor in a result file (``None``: parameters were given directly)."""
     if regressor is None:
-        return {"name": "precomputed-params", "weights_sha256": None, "backend": None, "device": None,
-                "whitening": None}
+        return {"name": "precomputed-params", "weights_sha256": None, "backend": None, "precision": None,
+                "device": None, "whitening": None}
     return {
         "name": str(regressor.name),
         "weights_sha256": regressor.weights_sha256,
         "backend": regressor.backend,
-        "device": str(regressor.device),
+        "precision": getattr(regressor, "precision", "f32"),
+        "device": regressor.base_options.device if hasattr(regressor, "base_options") else str(regressor.device),
         "whitening": getattr(regressor.whitening, "name", "custom"),
     }
 
 
-def regress(regressor, crops: np.ndarray, batch_size: int = 128) -> np.ndarray:
+def regress(regressor: Any, crops: np.ndarray, batch_size: int = 128) -> np.ndarray:
     """(N, 120, 120, 3) uint8 BGR crops -> (N, 62) float32 de-whitened parameters.
 
     ``batch_size`` 128 matches 3DDFA's benchmark (the batch size moves outputs by ~1e-6 only).
     """
     return np.asarray(regressor(crops, batch_size=batch_size), dtype=np.float32)
+
+
+def predict_params(regressor: Any, crop_dir: str | os.PathLike, names: Sequence[str], batch_size: int = 128,
+                   params: np.ndarray | None = None) -> np.ndarray:
+    """(N, 62) de-whitened parameters of the listed crops: ``params`` when given (precomputed, in
+    list order), else the regressor's on the crops read from ``crop_dir``.
+
+    Raises:
+        InputError: ``params`` is not (N, 62), or ``batch_size`` is below 1.
+        ImageReadError: a crop is missing or unreadable.
+    """
+    if params is None:
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        return regress(regressor, load_crops(crop_dir, names), batch_size)
+    params = np.asarray(params)
+    if params.shape != (len(names), NUM_PARAMS):
+        raise InputError(f"params: expected shape ({len(names)}, {NUM_PARAMS}), got {params.shape}")
+    return params

@@ -11,10 +11,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
+from ..io.results import read_mapping
+from ..io.results import write_json as write_document
 from .protocols import YAW_BIN_LABELS
 
 SCHEMA = "ddfa-benchmark/1"
@@ -48,7 +51,8 @@ class BenchmarkResult:
         name = str(self.model.get("name", "model"))
         return Path(name).stem if ("/" in name or "\\" in name or name.endswith((".pth", ".tar", ".pt"))) else name
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON document of the result (per-face errors as lists, 9 significant digits)."""
         from .. import __version__
 
         return {
@@ -70,7 +74,7 @@ class BenchmarkResult:
         }
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "result") -> "BenchmarkResult":
+    def from_dict(cls, data: dict, source: str = "result") -> BenchmarkResult:
         if data.get("schema") != SCHEMA:
             raise InputError(f"{source}: not a ddfa benchmark result (schema {data.get('schema')!r})")
         curves = {
@@ -83,11 +87,9 @@ class BenchmarkResult:
 
 
 def write_json(result: BenchmarkResult, path: str | Path) -> Path:
-    """Write ``result`` as JSON (creates the folder). Returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result.to_dict(), indent=1, allow_nan=True) + "\n")
-    return path
+    """Write ``result`` as JSON with :func:`ddfa.io.results.write_json` (atomic, creates the
+    folder, adds ``schema_version``). Returns the path."""
+    return write_document(path, result.to_dict())
 
 
 def load_json(path: str | Path) -> BenchmarkResult:
@@ -96,15 +98,10 @@ def load_json(path: str | Path) -> BenchmarkResult:
     Raises:
         InputError: the file is missing or not a ddfa benchmark result.
     """
-    path = Path(path)
     try:
-        data = json.loads(path.read_text())
-    except OSError as exc:
-        raise InputError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(f"{path}: not a JSON file ({exc.msg})") from None
-    if not isinstance(data, dict):
-        raise InputError(f"{path}: not a ddfa benchmark result")
+        data = read_mapping(path, json.loads, json.JSONDecodeError, "JSON file")
+    except InputError as exc:
+        raise InputError(f"{exc} (not a ddfa benchmark result)") from None
     return BenchmarkResult.from_dict(data, str(path))
 
 
@@ -120,7 +117,8 @@ def format_nme_table(result: BenchmarkResult, digits: int = 4) -> str:
     m, p = result.model, result.protocol
     sha = (m.get("weights_sha256") or "n/a")[:12]
     lines = [
-        f"{result.benchmark}: model {m.get('name')} (weights sha256 {sha}..., {m.get('backend')}), "
+        f"{result.benchmark}: model {m.get('name')} (weights sha256 {sha}..., {m.get('backend')}"
+        f"{', ' + m['precision'] if m.get('precision') else ''}), "
         f"{p.get('num_faces')} faces, frame {p.get('frame')}",
         f"NME (%) normalised by {p.get('normalisation_short', p.get('normalisation'))}",
     ]

@@ -9,8 +9,8 @@ Stages (the frame is ``3DDFA_V2/examples/inputs/trump_hillary.jpg``, 1536x689, r
   preprocessing included; ms per face (batch 128 = 64 copies of the two face crops).
 * **dense reconstruction**: the 38,365-vertex mesh of one face in image pixels (basis product,
   pose, crop -> image); ms per face. ddfa's path is numpy; torch eager is the baseline.
-* **rendering**: ``ddfa.render.render_shaded(frame, faces)`` (both faces, flat-shaded mesh over
-  the frame); ms per frame. Reported as unavailable when that function cannot be imported.
+* **rendering**: ``ddfa.render.render_shaded(frame, faces)`` (both faces, shaded mesh over the
+  frame); ms per frame, CPU only.
 
 Configurations: CPU with 1 thread and with all threads (``torch.set_num_threads`` for torch,
 ``threads=`` for onnxruntime sessions), and CUDA (torch) when available. numpy's BLAS thread
@@ -24,21 +24,31 @@ from __future__ import annotations
 import os
 import platform
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
 import torch
 
-from ..assets.store import resolve_assets
+from ..assets.store import AssetsLike, AssetStore, resolve_assets
+from ..errors import DdfaError, InputError
 from ..io.image import read_image
 
 FRAME_IMAGE = "3DDFA_V2/examples/inputs/trump_hillary.jpg"
 FRAME_SIZE = (1280, 720)  # width, height
 BATCH = 128
 
+SpeedStage = Literal["detection", "regression_b1", "regression_b128", "dense", "render"]
+#: every stage, in table order
+STAGES: tuple[SpeedStage, ...] = get_args(SpeedStage)
+#: the baseline engine of every ratio
+BASELINE = "torch eager"
 
-@dataclass
+
+@dataclass(frozen=True, kw_only=True)
 class Config:
     """One hardware configuration: label, torch device, CPU threads (None on CUDA)."""
 
@@ -46,21 +56,25 @@ class Config:
     device: str
     threads: int | None
 
+    @property
+    def cuda(self) -> bool:
+        return self.device.startswith("cuda")
+
 
 def default_configs(cuda: bool | None = None) -> list[Config]:
     """CPU 1 thread, CPU all threads, and CUDA when available (``cuda=None``: auto)."""
     n = os.cpu_count() or 1
-    configs = [Config("CPU 1 thread", "cpu", 1)]
+    configs = [Config(label="CPU 1 thread", device="cpu", threads=1)]
     if n > 1:
-        configs.append(Config(f"CPU {n} threads", "cpu", n))
+        configs.append(Config(label=f"CPU {n} threads", device="cpu", threads=n))
     if cuda is None:
         cuda = torch.cuda.is_available()
     if cuda:
-        configs.append(Config("CUDA " + torch.cuda.get_device_name(0), "cuda", None))
+        configs.append(Config(label="CUDA " + torch.cuda.get_device_name(0), device="cuda", threads=None))
     return configs
 
 
-def time_ms(fn, repeats: int, warmup: int = 2, sync=None) -> float:
+def time_ms(fn: Callable[[], object], repeats: int, warmup: int = 2, sync: Callable[[], None] | None = None) -> float:
     """Median wall time of ``fn()`` in ms over ``repeats`` runs after ``warmup`` runs."""
     for _ in range(warmup):
         fn()
@@ -76,22 +90,181 @@ def time_ms(fn, repeats: int, warmup: int = 2, sync=None) -> float:
     return 1000.0 * float(np.median(times))
 
 
-def load_frame(store) -> np.ndarray:
-    """The 1280x720 two-face test frame (BGR uint8)."""
-    image = read_image(store.path(FRAME_IMAGE))
+def load_frame(assets: AssetsLike = None) -> np.ndarray:
+    """The 1280x720 two-face test frame (BGR uint8) from an asset store, folder or None."""
+    image = read_image(resolve_assets(assets).path(FRAME_IMAGE))
     return cv2.resize(image, FRAME_SIZE, interpolation=cv2.INTER_LINEAR)
 
 
-def _render_function():
-    try:
-        from ..render import render_shaded  # noqa: PLC0415
-    except ImportError:
-        return None
-    return render_shaded
+@dataclass(frozen=True, kw_only=True)
+class _Scene:
+    """What every stage works on, found once with ddfa's default path: the frame, its faces,
+    their (2, 120, 120, 3) crops and the crops repeated to a batch of 128, the first face's
+    (1, 62) parameters and (1, 4) roi box, and the no-neck morphable model."""
+
+    store: AssetStore
+    model: str
+    frame: np.ndarray
+    faces: Sequence[Any]
+    crops: np.ndarray
+    crops128: np.ndarray
+    params1: np.ndarray
+    roi1: np.ndarray
+    morph: Any
 
 
-def run_speed(assets=None, *, model: str = "mb05", repeats: int = 10, configs: list[Config] | None = None,
-              stages: tuple[str, ...] | None = None, log=None) -> dict:
+@dataclass(frozen=True, kw_only=True)
+class _Timer:
+    """Times the stages of one configuration: ``repeats`` runs, CUDA synchronised on CUDA."""
+
+    cfg: Config
+    repeats: int
+    has_ort: bool
+    has_openvino: bool = False
+
+    def ms(self, fn: Callable[[], object], repeats: int, warmup: int = 2) -> float:
+        return time_ms(fn, repeats, warmup=warmup, sync=torch.cuda.synchronize if self.cfg.cuda else None)
+
+    def row(self, stage: SpeedStage, label: str, unit: str, engine: str, ms: float) -> dict[str, Any]:
+        return {"stage": stage, "label": label, "unit": unit, "engine": engine, "config": self.cfg.label, "ms": ms}
+
+    @property
+    def cpu_onnxruntime(self) -> bool:
+        """Whether onnxruntime runs in this configuration (CPU only, when installed)."""
+        return self.has_ort and not self.cfg.cuda
+
+    @property
+    def cpu_engines(self) -> list[str]:
+        """The CPU engines besides torch timed in this configuration (CPU only, when installed)."""
+        if self.cfg.cuda:
+            return []
+        return (["onnxruntime"] if self.has_ort else []) + (["openvino"] if self.has_openvino else [])
+
+
+def _scene(store: AssetStore, model: str) -> _Scene:
+    from ..morphable.model import load_morphable_model
+    from ..pipeline import FaceAligner
+    from ..pipeline.crop import crop_faces, roi_from_box
+
+    frame = load_frame(store)
+    faces = FaceAligner(model, assets=store, detector="faceboxes")(frame)
+    if not faces:
+        raise DdfaError(f"speed benchmark: no face found in the test frame {FRAME_IMAGE}")
+    crops = crop_faces(frame, roi_from_box(np.stack([f.box for f in faces])))
+    return _Scene(store=store, model=model, frame=frame, faces=faces, crops=crops,
+                  crops128=np.ascontiguousarray(np.resize(crops, (BATCH,) + crops.shape[1:])),
+                  params1=faces[0].params[None].astype(np.float32), roi1=faces[0].roi_box[None],
+                  morph=load_morphable_model(store, "noneck"))
+
+
+def _time_detection(scene: _Scene, timer: _Timer) -> list[dict[str, Any]]:
+    from ..detect.faceboxes.detector import FaceBoxesDetector
+
+    label = f"detection ({FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {len(scene.faces)} faces)"
+    detectors = [(BASELINE, FaceBoxesDetector(assets=scene.store, device=timer.cfg.device, backend="torch"))]
+    for engine in timer.cpu_engines:  # each in its "auto" precision (OpenVINO: bf16 where the CPU has it)
+        detectors.append((engine, FaceBoxesDetector(assets=scene.store, backend=engine,  # type: ignore[arg-type]
+                                                    threads=timer.cfg.threads)))
+    rows = []
+    for engine, detector in detectors:
+        ms = timer.ms(partial(detector.detect, scene.frame), timer.repeats)
+        rows.append(timer.row("detection", label, "per frame", engine, ms))
+    return rows
+
+
+def _time_regression(scene: _Scene, timer: _Timer, stages: Sequence[str]) -> list[dict[str, Any]]:
+    from ..nets.registry import create_model
+
+    cfg = timer.cfg
+    regressors = [(BASELINE, create_model(scene.model, assets=scene.store, device=cfg.device, backend="torch"))]
+    for engine in timer.cpu_engines:
+        regressors.append((engine, create_model(scene.model, assets=scene.store, backend=engine,  # type: ignore[arg-type]
+                                                threads=cfg.threads)))
+    rows = []
+    for engine, reg in regressors:
+        if "regression_b1" in stages:
+            ms = timer.ms(partial(reg, scene.crops[:1]), 3 * timer.repeats, warmup=3)
+            rows.append(timer.row("regression_b1", "regression, batch 1", "per face", engine, ms))
+        if "regression_b128" in stages:
+            ms = timer.ms(partial(reg, scene.crops128, batch_size=BATCH), max(2, timer.repeats // 3), warmup=1)
+            rows.append(timer.row("regression_b128", f"regression, batch {BATCH}", "per face", engine, ms / BATCH))
+    return rows
+
+
+def _time_dense(scene: _Scene, timer: _Timer) -> list[dict[str, Any]]:
+    from ..morphable.frames import model_to_image
+
+    device = timer.cfg.device
+    label = f"dense reconstruction ({scene.morph.num_vertices:,} vertices)"
+    tmodel = scene.morph.to_torch(device=device)
+    tparams = torch.as_tensor(scene.params1, device=device)
+    troi = torch.as_tensor(scene.roi1, dtype=torch.float32, device=device)
+
+    def dense_torch() -> torch.Tensor:
+        with torch.inference_mode():
+            return model_to_image(tmodel(tparams, dense=True), troi)
+
+    rows = [timer.row("dense", label, "per face", BASELINE, timer.ms(dense_torch, 2 * timer.repeats))]
+    if not timer.cfg.cuda:
+        ms = timer.ms(lambda: model_to_image(scene.morph.vertices(scene.params1), scene.roi1), 2 * timer.repeats)
+        rows.append(timer.row("dense", label, "per face", "numpy", ms))
+    return rows
+
+
+def _time_render(scene: _Scene, timer: _Timer) -> list[dict[str, Any]]:
+    from ..render import render_shaded
+
+    label = f"rendering ({len(scene.faces)} faces, shaded)"
+    ms = timer.ms(lambda: render_shaded(scene.frame, scene.faces), timer.repeats)
+    return [timer.row("render", label, "per frame", "ddfa.render", ms)]
+
+
+def _time_config(scene: _Scene, timer: _Timer, stages: Sequence[str]) -> list[dict[str, Any]]:
+    """Every requested stage in one configuration (torch threads set by the caller)."""
+    rows = []
+    if "detection" in stages:
+        rows += _time_detection(scene, timer)
+    if any(stage.startswith("regression") for stage in stages):
+        rows += _time_regression(scene, timer, stages)
+    if "dense" in stages:
+        rows += _time_dense(scene, timer)
+    if "render" in stages and not timer.cfg.cuda:
+        rows += _time_render(scene, timer)
+    return rows
+
+
+def _add_ratios(rows: list[dict[str, Any]]) -> None:
+    """``ratio_vs_torch``: the torch eager time of the same stage and configuration / the row's."""
+    base = {(r["stage"], r["config"]): r["ms"] for r in rows if r["engine"] == BASELINE}
+    for r in rows:
+        b = base.get((r["stage"], r["config"]))
+        r["ratio_vs_torch"] = (b / r["ms"]) if (b and r["ms"]) else None
+
+
+def _protocol(scene: _Scene, repeats: int) -> dict[str, Any]:
+    return {
+        "frame": f"{FRAME_IMAGE} resized with cv2.resize (bilinear, aspect not kept) to "
+                 f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]}; {len(scene.faces)} faces",
+        "model": scene.model,
+        "statistic": f"median of {repeats} timed runs (regression batch 1: {3 * repeats}, batch {BATCH}: "
+                     f"{max(2, repeats // 3)}, dense: {2 * repeats}) after warm-up runs",
+        "units": "ms per frame (detection, rendering) or per face (regression, dense reconstruction)",
+        "ratio": "torch eager ms / engine ms, same stage and configuration (> 1: faster than torch eager)",
+        "threads": "torch.set_num_threads(n) for torch; onnxruntime intra-op threads = n; OpenVINO "
+                   "INFERENCE_NUM_THREADS = n; numpy BLAS threads not changed",
+        "precision": "torch and onnxruntime float32; OpenVINO its auto precision (bf16 on CPUs with AMX or "
+                     "AVX-512-BF16, else f32)",
+        "torch": torch.__version__,
+        "onnxruntime": _ort_version(),
+        "numpy": np.__version__,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+    }
+
+
+def run_speed(assets: AssetsLike = None, *, model: str = "mb05", repeats: int = 10,
+              configs: Sequence[Config] | None = None, stages: Sequence[SpeedStage] | None = None,
+              log: Callable[[str], object] | None = None) -> dict[str, Any]:
     """Time every stage in every configuration.
 
     Args:
@@ -99,133 +272,50 @@ def run_speed(assets=None, *, model: str = "mb05", repeats: int = 10, configs: l
         model: regressor name or checkpoint.
         repeats: timed runs per figure (batch 128: ``max(2, repeats // 3)``).
         configs: hardware configurations (default :func:`default_configs`).
-        stages: subset of ``("detection", "regression_b1", "regression_b128", "dense", "render")``.
+        stages: subset of :data:`STAGES` (default: all).
         log: optional ``print``-like callable for progress lines.
 
     Returns:
         ``{"protocol": {...}, "configs": [labels], "rows": [{"stage", "label", "unit", "engine",
-        "config", "ms", "ratio_vs_torch"}...]}``; an unavailable stage has ``ms = None`` and a
-        ``note``.
+        "config", "ms", "ratio_vs_torch"}...]}``.
+
+    Raises:
+        InputError: an unknown stage.
     """
-    from ..detect.faceboxes.detector import FaceBoxesDetector
-    from ..morphable.frames import model_to_image
-    from ..morphable.model import load_morphable_model
-    from ..nets.onnx_backend import onnxruntime_available
-    from ..nets.registry import create_model
-    from ..pipeline import FaceAligner
-    from ..pipeline.crop import crop_faces, roi_from_box
+    from ..nets.engines import onnxruntime_available, openvino_available
 
-    store = resolve_assets(assets)
-    configs = configs or default_configs()
-    stages = stages or ("detection", "regression_b1", "regression_b128", "dense", "render")
-    say = log or (lambda *_: None)
-    frame = load_frame(store)
-    has_ort = onnxruntime_available()
-
-    # the faces of the frame, once, with ddfa's default path (reused by every stage)
-    aligner = FaceAligner(model, assets=store, detector="faceboxes")
-    faces = aligner(frame)
-    if not faces:
-        raise RuntimeError("speed benchmark: no face found in the test frame")
-    rois = roi_from_box(np.stack([f.box for f in faces]))
-    crops = crop_faces(frame, rois)
-    crops128 = np.ascontiguousarray(np.resize(crops, (BATCH,) + crops.shape[1:]))
-    params1 = faces[0].params[None].astype(np.float32)
-    roi1 = faces[0].roi_box[None]
-    morph = load_morphable_model(store, "noneck")
-    render = _render_function()
-
-    rows: list[dict] = []
+    stages = tuple(stages or STAGES)
+    unknown = sorted(set(stages) - set(STAGES))
+    if unknown:
+        raise InputError(f"unknown speed stage(s) {', '.join(unknown)}; expected some of {', '.join(STAGES)}")
+    configs = list(configs or default_configs())
+    scene = _scene(resolve_assets(assets), model)
+    has_ort, has_openvino = onnxruntime_available(), openvino_available()
+    rows: list[dict[str, Any]] = []
     saved_threads = torch.get_num_threads()
     try:
         for cfg in configs:
-            cuda = cfg.device.startswith("cuda")
-            sync = torch.cuda.synchronize if cuda else None
             if cfg.threads:
                 torch.set_num_threads(cfg.threads)
-            say(f"timing {cfg.label} ...")
-
-            def add(stage, label, unit, engine, ms, note=None):
-                rows.append({"stage": stage, "label": label, "unit": unit, "engine": engine, "config": cfg.label,
-                             "ms": ms, "note": note})
-
-            if "detection" in stages:
-                label = f"detection ({FRAME_SIZE[0]}x{FRAME_SIZE[1]}, {len(faces)} faces)"
-                det = FaceBoxesDetector(assets=store, device=cfg.device, backend="torch")
-                add("detection", label, "per frame", "torch eager",
-                    time_ms(lambda: det.detect(frame), repeats, sync=sync))
-                if not cuda and has_ort:
-                    det_ort = FaceBoxesDetector(assets=store, backend="onnxruntime", threads=cfg.threads)
-                    add("detection", label, "per frame", "onnxruntime", time_ms(lambda: det_ort.detect(frame), repeats))
-            regressors = [("torch eager", create_model(model, assets=store, device=cfg.device, backend="torch"))]
-            if not cuda and has_ort and any(s.startswith("regression") for s in stages):
-                regressors.append(("onnxruntime", create_model(model, assets=store, backend="onnxruntime",
-                                                               threads=cfg.threads)))
-            for engine, reg in regressors:
-                if "regression_b1" in stages:
-                    add("regression_b1", "regression, batch 1", "per face", engine,
-                        time_ms(lambda: reg(crops[:1]), 3 * repeats, warmup=3, sync=sync))
-                if "regression_b128" in stages:
-                    ms = time_ms(lambda: reg(crops128, batch_size=BATCH), max(2, repeats // 3), warmup=1, sync=sync)
-                    add("regression_b128", f"regression, batch {BATCH}", "per face", engine, ms / BATCH)
-            if "dense" in stages:
-                label = f"dense reconstruction ({morph.num_vertices:,} vertices)"
-                tmodel = morph.to_torch(device=cfg.device)
-                tparams = torch.as_tensor(params1, device=cfg.device)
-                troi = torch.as_tensor(roi1, dtype=torch.float32, device=cfg.device)
-
-                def dense_torch():
-                    with torch.inference_mode():
-                        return model_to_image(tmodel(tparams, dense=True), troi)
-
-                add("dense", label, "per face", "torch eager", time_ms(dense_torch, 2 * repeats, sync=sync))
-                if not cuda:
-                    add("dense", label, "per face", "numpy",
-                        time_ms(lambda: model_to_image(morph.vertices(params1), roi1), 2 * repeats))
-            if "render" in stages and not cuda:
-                label = f"rendering ({len(faces)} faces, shaded)"
-                if render is None:
-                    add("render", label, "per frame", "ddfa.render", None,
-                        "unavailable: ddfa.render.render_shaded cannot be imported")
-                else:
-                    add("render", label, "per frame", "ddfa.render", time_ms(lambda: render(frame, faces), repeats))
+            if log is not None:
+                log(f"timing {cfg.label} ...")
+            rows += _time_config(scene, _Timer(cfg=cfg, repeats=repeats, has_ort=has_ort,
+                                                            has_openvino=has_openvino), stages)
     finally:
         torch.set_num_threads(saved_threads)
-
-    # ratios against torch eager of the same stage and configuration
-    base = {(r["stage"], r["config"]): r["ms"] for r in rows if r["engine"] == "torch eager"}
-    for r in rows:
-        b = base.get((r["stage"], r["config"]))
-        r["ratio_vs_torch"] = (b / r["ms"]) if (b and r["ms"]) else None
-    protocol = {
-        "frame": f"{FRAME_IMAGE} resized with cv2.resize (bilinear, aspect not kept) to "
-                 f"{FRAME_SIZE[0]}x{FRAME_SIZE[1]}; {len(faces)} faces",
-        "model": model,
-        "statistic": f"median of {repeats} timed runs (regression batch 1: {3 * repeats}, batch {BATCH}: "
-                     f"{max(2, repeats // 3)}, dense: {2 * repeats}) after warm-up runs",
-        "units": "ms per frame (detection, rendering) or per face (regression, dense reconstruction)",
-        "ratio": "torch eager ms / engine ms, same stage and configuration (> 1: faster than torch eager)",
-        "threads": "torch.set_num_threads(n) for torch; onnxruntime intra-op threads = n; numpy BLAS threads "
-                   "not changed",
-        "torch": torch.__version__,
-        "onnxruntime": _ort_version(),
-        "numpy": np.__version__,
-        "cpu": platform.processor() or platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "render_available": render is not None,
-    }
-    return {"protocol": protocol, "configs": [c.label for c in configs], "rows": rows}
+    _add_ratios(rows)
+    return {"protocol": _protocol(scene, repeats), "configs": [c.label for c in configs], "rows": rows}
 
 
 def _ort_version() -> str | None:
     try:
         import onnxruntime
-    except Exception:
+    except ImportError:
         return None
     return onnxruntime.__version__
 
 
-def format_speed(result: dict) -> str:
+def format_speed(result: dict[str, Any]) -> str:
     """The speed table: one row per (stage, engine), one column per configuration."""
     configs = result["configs"]
     width = 20
@@ -237,7 +327,6 @@ def format_speed(result: dict) -> str:
     present = {(r["label"], r["engine"]) for r in result["rows"]}
     order = [(label, engine) for label in labels for engine in engines if (label, engine) in present]
     last_label = None
-    notes = []
     for label, engine in order:
         cells = []
         unit = ""
@@ -248,11 +337,6 @@ def format_speed(result: dict) -> str:
                 continue
             r = match[0]
             unit = r["unit"]
-            if r["ms"] is None:
-                cells.append("unavailable")
-                if r.get("note") and r["note"] not in notes:
-                    notes.append(r["note"])
-                continue
             ratio = r["ratio_vs_torch"]
             cell = f"{r['ms']:.3f}" if r["ms"] < 10 else f"{r['ms']:.1f}"
             if ratio is not None and engine != "torch eager":
@@ -261,5 +345,4 @@ def format_speed(result: dict) -> str:
         shown = label if label != last_label else ""
         last_label = label
         lines.append(f"{shown:<44}{unit:<11}{engine:<13}" + "".join(f"{c:>{width}}" for c in cells))
-    lines.extend(f"note: {n}" for n in notes)
     return "\n".join(lines)

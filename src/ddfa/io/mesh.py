@@ -128,12 +128,25 @@ def write_ply(path: str | os.PathLike, vertices, triangles, colors=None, *, bina
 
 def read_ply(path: str | os.PathLike) -> Mesh:
     """Read a PLY triangle mesh with float/double ``x y z``, optional uchar ``red green blue``,
-    and a ``vertex_indices`` list (binary little-endian or ASCII)."""
+    and a ``vertex_indices`` list (binary little-endian or ASCII).
+
+    Raises:
+        InputError: not a PLY file, or one in a layout these readers do not understand.
+    """
     path = Path(path)
     data = path.read_bytes()
     end = data.find(b"end_header")
     if not data.startswith(b"ply") or end < 0:
         raise InputError(f"{path}: not a PLY file")
+    try:
+        return _parse_ply(path, data, end)
+    except (KeyError, IndexError, ValueError, StopIteration) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: malformed or unsupported PLY ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_ply(path: Path, data: bytes, end: int) -> Mesh:
     body_start = data.index(b"\n", end) + 1
     lines = data[:end].decode("ascii", "replace").splitlines()
     fmt = next((ln.split()[1] for ln in lines if ln.startswith("format")), "")
@@ -149,7 +162,8 @@ def read_ply(path: str | os.PathLike) -> Mesh:
     kinds = {"float": "f4", "float32": "f4", "double": "f8", "float64": "f8", "uchar": "u1", "uint8": "u1",
              "char": "i1", "int8": "i1", "int": "i4", "int32": "i4", "uint": "u4", "uint32": "u4",
              "short": "i2", "int16": "i2", "ushort": "u2", "uint16": "u2"}
-    vertex_data = face_ids = None
+    vertex_data: np.ndarray | None = None
+    face_ids: np.ndarray | None = None
     if fmt == "ascii":
         tokens = data[body_start:].split()
         pos = 0
@@ -165,6 +179,8 @@ def read_ply(path: str | os.PathLike) -> Mesh:
                     rows.append([int(t) for t in tokens[pos + 1:pos + 1 + k]])
                     pos += 1 + k
                 face_ids = np.array(rows, dtype=np.int64).reshape(count, -1)
+        if vertex_data is None:
+            raise InputError(f"{path}: no vertex element")
         names = [p[-1] for p in next(e for e in elements if e[0] == "vertex")[2]]
         columns = {name: vertex_data[:, i] for i, name in enumerate(names)}
     elif fmt == "binary_little_endian":
@@ -230,7 +246,8 @@ def write_obj(path: str | os.PathLike, vertices, triangles, colors=None, uv=None
         mtl = path.with_suffix(".mtl")
         png = path.with_name(path.stem + "_texture.png")
         write_image(png, np.asarray(texture))
-        mtl.write_text(f"# written by ddfa\nnewmtl face\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\nmap_Kd {png.name}\n")
+        mtl.write_text("# written by ddfa\nnewmtl face\nKa 1 1 1\nKd 1 1 1\nKs 0 0 0\nd 1\nillum 1\n"
+                       f"map_Kd {png.name}\n")
         written += [mtl, png]
         lines += [f"mtllib {mtl.name}"]
     body = [("\n".join(lines) + "\n").encode()]
@@ -262,10 +279,23 @@ def _format_rows(tag: str, table: np.ndarray, fmt: str, columns: bool = True) ->
 
 def read_obj(path: str | os.PathLike) -> Mesh:
     """Read an OBJ triangle mesh: ``v`` (with optional r g b), ``vt``, and ``f`` entries whose
-    texture ids, if any, equal their vertex ids (as :func:`write_obj` writes them)."""
+    texture ids, if any, equal their vertex ids (as :func:`write_obj` writes them).
+
+    Raises:
+        InputError: a line these readers do not understand (non-triangles, bad numbers).
+    """
     path = Path(path)
+    try:
+        return _parse_obj(path)
+    except (IndexError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"{path}: malformed or unsupported OBJ ({type(exc).__name__}: {exc})") from None
+
+
+def _parse_obj(path: Path) -> Mesh:
     verts, colors, uv, faces = [], [], [], []
-    with open(path, "r", encoding="utf-8", errors="replace") as handle:
+    with open(path, encoding="utf-8", errors="replace") as handle:
         for line in handle:
             parts = line.split()
             if not parts:

@@ -20,13 +20,24 @@ Frames (all in pixels, x right, y down in the crop and image frames):
 With y pointing down and z towards the camera the image frame is left-handed; flip y (or z)
 to obtain a right-handed frame for 3D tools (the mesh exporters do this and say so).
 
+**Image-frame parameters** (:func:`params_to_image`): the model -> image map of one roi is an
+axis-aligned affine map ``x_img = a ⊙ x_model + b`` (:func:`roi_affine`), so a face's pose
+``P = [s·R | t]`` can absorb it: ``P_img = [a ⊙ s·R | a ⊙ t + b]`` maps model-frame points
+straight to image pixels, and ``reconstruct(params_to_image(p, roi), mean, basis)`` equals
+``model_to_image(reconstruct(p, mean, basis), roi)``. Faces in this form no longer depend on the
+roi they were cropped with (the video smoother filters them; see :mod:`ddfa.video.smoothing`).
+
 Functions accept numpy arrays or torch tensors: points (B, N, 3) or (N, 3), roi boxes (B, 4) or
 (4,) as ``(sx, sy, ex, ey)`` in image pixels.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+
+from .params import ArrayLike, coefficients, join_params, pose_matrix
 
 CROP_SIZE = 120
 
@@ -41,6 +52,7 @@ def _stack(x, y, z, like):
 
 def _roi_scales(roi_boxes, like, size):
     """Per-face (sx, sy, scale_x, scale_y), broadcastable against (..., N)."""
+    roi: Any
     if isinstance(like, np.ndarray):
         roi = np.asarray(roi_boxes, dtype=np.float64)
     else:
@@ -54,12 +66,12 @@ def _roi_scales(roi_boxes, like, size):
     return sx, sy, (ex - sx) / size, (ey - sy) / size
 
 
-def model_to_crop(vertices, size: int = CROP_SIZE):
+def model_to_crop(vertices: ArrayLike, size: int = CROP_SIZE) -> ArrayLike:
     """Model frame (y up) -> ddfa crop frame (0-based, y down). Shapes (..., N, 3)."""
     return _stack(vertices[..., 0] - 1, size - vertices[..., 1], vertices[..., 2], vertices)
 
 
-def crop_to_image(points, roi_boxes, size: int = CROP_SIZE):
+def crop_to_image(points: ArrayLike, roi_boxes: Any, size: int = CROP_SIZE) -> ArrayLike:
     """Crop frame -> image frame through each face's roi box.
 
     Args:
@@ -74,7 +86,7 @@ def crop_to_image(points, roi_boxes, size: int = CROP_SIZE):
     return out.astype(points.dtype, copy=False) if isinstance(out, np.ndarray) else out
 
 
-def image_to_crop(points, roi_boxes, size: int = CROP_SIZE):
+def image_to_crop(points: ArrayLike, roi_boxes: Any, size: int = CROP_SIZE) -> ArrayLike:
     """Inverse of :func:`crop_to_image`."""
     sx, sy, scale_x, scale_y = _roi_scales(roi_boxes, points, size)
     x = (points[..., 0] - sx) / scale_x
@@ -84,17 +96,17 @@ def image_to_crop(points, roi_boxes, size: int = CROP_SIZE):
     return out.astype(points.dtype, copy=False) if isinstance(out, np.ndarray) else out
 
 
-def model_to_image(vertices, roi_boxes, size: int = CROP_SIZE):
+def model_to_image(vertices: ArrayLike, roi_boxes: Any, size: int = CROP_SIZE) -> ArrayLike:
     """Model frame -> image frame (0-based pixels, y down, z towards the camera)."""
     return crop_to_image(model_to_crop(vertices, size), roi_boxes, size)
 
 
-def v1_crop_frame(points_crop):
+def v1_crop_frame(points_crop: ArrayLike) -> ArrayLike:
     """ddfa crop frame -> 3DDFA v1's 1-based crop frame (x + 1, y + 1; z unchanged)."""
     return _stack(points_crop[..., 0] + 1, points_crop[..., 1] + 1, points_crop[..., 2], points_crop)
 
 
-def v1_image_frame(points_image, roi_boxes, size: int = CROP_SIZE):
+def v1_image_frame(points_image: ArrayLike, roi_boxes: Any, size: int = CROP_SIZE) -> ArrayLike:
     """ddfa image frame -> 3DDFA v1's image frame (one *crop* pixel further right and down)."""
     _, _, scale_x, scale_y = _roi_scales(roi_boxes, points_image, size)
     return _stack(
@@ -102,40 +114,91 @@ def v1_image_frame(points_image, roi_boxes, size: int = CROP_SIZE):
     )
 
 
-def v2_depth(points):
+def v2_depth(points: ArrayLike) -> ArrayLike:
     """3DDFA_V2's depth convention: z minus the minimum z of the given point set (per face)."""
     z = points[..., 2]
     zmin = z.min(axis=-1, keepdims=True) if isinstance(z, np.ndarray) else z.min(dim=-1, keepdim=True).values
     return _stack(points[..., 0], points[..., 1], z - zmin, points)
 
 
-def params_to_roi(params, roi_from, roi_to, size: int = CROP_SIZE):
-    """Re-express parameters predicted on the crop of ``roi_from`` in the crop frame of ``roi_to``.
+# ---------------------------------------------------------------------- image-frame parameters
+def roi_affine(roi_boxes: Any, size: int = CROP_SIZE) -> tuple[ArrayLike, ArrayLike]:
+    """The model -> image frame map of each roi as ``x_img = a ⊙ x_model + b`` (elementwise).
 
-    The model-to-image map of a square roi is a scale and a shift, so a face's parameters for
-    one roi become those of another exactly: ``P' = ρ·P`` plus a shift of the translation, with
-    ``ρ`` the ratio of the two rois' pixels per crop pixel. ``model_to_image(reconstruct(p'),
-    roi_to)`` equals ``model_to_image(reconstruct(p), roi_from)``. numpy only.
+    The same map as :func:`model_to_image`: ``a = (kx, -ky, (kx + ky) / 2)`` and
+    ``b = (sx - kx, sy + size·ky, 0)`` with ``kx = (ex - sx) / size``, ``ky = (ey - sy) / size``
+    image pixels per crop pixel.
 
     Args:
-        params: (..., 62) parameters in the frame of ``roi_from``.
-        roi_from, roi_to: (..., 4) square roi boxes ``(sx, sy, ex, ey)`` (broadcast against
-            ``params``).
+        roi_boxes: (..., 4) roi boxes ``(sx, sy, ex, ey)`` in image pixels; numpy (computed in
+            float64) or torch (in its own dtype).
 
     Returns:
-        (..., 62) float64 parameters in the frame of ``roi_to``.
+        ``(a, b)``: (..., 3) each, unitless scale and image pixels.
     """
-    from .params import coefficients, join_params, pose_matrix
+    roi = roi_boxes if _is_torch(roi_boxes) else np.asarray(roi_boxes, dtype=np.float64)
+    sx, sy, ex, ey = roi[..., 0], roi[..., 1], roi[..., 2], roi[..., 3]
+    kx, ky = (ex - sx) / size, (ey - sy) / size
+    return _stack(kx, -ky, (kx + ky) / 2, roi), _stack(sx - kx, sy + size * ky, kx * 0, roi)
 
-    p = np.asarray(params, dtype=np.float64)
-    src = np.asarray(roi_from, dtype=np.float64)
-    dst = np.asarray(roi_to, dtype=np.float64)
-    k_src = (src[..., 2] - src[..., 0]) / size
-    k_dst = (dst[..., 2] - dst[..., 0]) / size
-    ratio = (k_src / k_dst)[..., None, None]
-    pose = pose_matrix(p) * ratio
-    shift_x = (1 - ratio[..., 0, 0]) + (src[..., 0] - dst[..., 0]) / k_dst
-    shift_y = size * (1 - ratio[..., 0, 0]) - (src[..., 1] - dst[..., 1]) / k_dst
-    pose[..., 0, 3] += shift_x
-    pose[..., 1, 3] += shift_y
-    return join_params(pose, coefficients(p))
+
+def pose_to_image(pose: ArrayLike, roi_boxes: Any, size: int = CROP_SIZE) -> ArrayLike:
+    """(..., 3, 4) model-frame poses ``[s·R | t]`` and (..., 4) rois -> (..., 3, 4) image-frame
+    poses ``[a ⊙ s·R | a ⊙ t + b]`` (see :func:`roi_affine`): ``apply_pose`` of the result gives
+    image pixels. numpy: float64; torch: the pose's dtype."""
+    pose = _as_float(pose)
+    a, b = roi_affine(_like(roi_boxes, pose), size)
+    return a[..., :, None] * pose + _last_column(b, pose)
+
+
+def pose_from_image(image_pose: ArrayLike, roi_boxes: Any, size: int = CROP_SIZE) -> ArrayLike:
+    """Inverse of :func:`pose_to_image`: (..., 3, 4) image-frame poses -> model-frame poses."""
+    image_pose = _as_float(image_pose)
+    a, b = roi_affine(_like(roi_boxes, image_pose), size)
+    return (image_pose - _last_column(b, image_pose)) / a[..., :, None]
+
+
+def params_to_image(params: ArrayLike, roi_boxes: Any, size: int = CROP_SIZE) -> ArrayLike:
+    """(..., 62) parameters and (..., 4) rois -> (..., 62) *image-frame* parameters.
+
+    The pose block becomes :func:`pose_to_image` of the face's pose (the morphable model then
+    reconstructs image-frame points directly: ``model.landmarks(q)`` are the face's landmarks in
+    image pixels); shape and expression are unchanged. numpy: float64; torch: its dtype.
+    """
+    params = _as_float(params)
+    return join_params(pose_to_image(pose_matrix(params), roi_boxes, size), coefficients(params))
+
+
+def params_from_image(image_params: ArrayLike, roi_boxes: Any, size: int = CROP_SIZE) -> ArrayLike:
+    """Inverse of :func:`params_to_image`: (..., 62) image-frame parameters and the rois to
+    express them in -> (..., 62) model-frame parameters (numpy: float64)."""
+    image_params = _as_float(image_params)
+    return join_params(pose_from_image(pose_matrix(image_params), roi_boxes, size), coefficients(image_params))
+
+
+def _is_torch(x) -> bool:
+    return not isinstance(x, np.ndarray) and type(x).__module__.startswith("torch")
+
+
+def _as_float(x):
+    return x if _is_torch(x) else np.asarray(x, dtype=np.float64)
+
+
+def _like(roi_boxes, like):
+    """``roi_boxes`` as the array type (and, for torch, dtype and device) of ``like``."""
+    if isinstance(like, np.ndarray):
+        return np.asarray(roi_boxes, dtype=np.float64)
+    import torch
+
+    return torch.as_tensor(roi_boxes, dtype=like.dtype, device=like.device)
+
+
+def _last_column(b, like):
+    """(..., 3) offsets -> (..., 3, 4) matrices with ``b`` as the last column, zeros elsewhere."""
+    if isinstance(like, np.ndarray):
+        out = np.zeros(b.shape + (4,), dtype=b.dtype)
+        out[..., 3] = b
+        return out
+    import torch
+
+    return torch.nn.functional.pad(b[..., None], (3, 0))

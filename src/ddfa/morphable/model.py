@@ -59,8 +59,6 @@ class MorphableModel:
             head, and in the image frame (y down) a front-facing triangle has a positive signed
             area ``(x1 - x0)(y2 - y0) - (x2 - x0)(y1 - y0)``.
         vertex_ids_in_full: (N,) int64 id of each vertex in the 53,215-vertex model.
-        asset_root: the asset folder the model was loaded from (None when built by hand); other
-            files of the same release (colour codes, UV maps) are looked up there.
     """
 
     name: str
@@ -69,7 +67,6 @@ class MorphableModel:
     landmark_vertices: np.ndarray
     triangles: np.ndarray
     vertex_ids_in_full: np.ndarray
-    asset_root: str | None = None
     _landmark_mean: np.ndarray = field(init=False, repr=False)
     _landmark_basis: np.ndarray = field(init=False, repr=False)
     _torch_cache: dict = field(init=False, repr=False, default_factory=dict)
@@ -145,7 +142,7 @@ class MorphableModel:
         """(B, N, 3) dense vertices in the model frame (see :meth:`reconstruct`)."""
         return self.reconstruct(params, dense=True)
 
-    def to_torch(self, device=None, dtype=None) -> "TorchMorphableModel":
+    def to_torch(self, device=None, dtype=None) -> TorchMorphableModel:
         """The same model as a torch module (buffers on ``device``), for losses and GPUs."""
         from .torch_model import TorchMorphableModel
 
@@ -208,7 +205,6 @@ def _build_model(store: AssetStore, variant: str) -> MorphableModel:
         landmark_vertices=landmarks.astype(np.int64),
         triangles=np.ascontiguousarray(triangles, dtype=np.int32),
         vertex_ids_in_full=ids,
-        asset_root=str(store.root.resolve()),
     )
     for array in (model.mean, model.basis, model.triangles, model.landmark_vertices, model.vertex_ids_in_full):
         array.setflags(write=False)

@@ -11,11 +11,14 @@ Functions here accept numpy arrays or torch tensors of shape (..., 62).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..errors import InputError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from ..assets.store import AssetsLike
 
 #: a numpy array or a torch tensor (the functions here follow the type of their input)
 ArrayLike = Any
@@ -34,30 +37,30 @@ COEFFICIENTS = slice(NUM_POSE, NUM_PARAMS)
 TRANSLATION_Z = 11
 
 
-def _check(params: "ArrayLike") -> None:
+def _check(params: ArrayLike) -> None:
     if params.shape[-1] != NUM_PARAMS:
         raise InputError(f"expected (..., 62) parameters, got shape {tuple(params.shape)}")
 
 
-def pose_matrix(params: "ArrayLike") -> "ArrayLike":
+def pose_matrix(params: ArrayLike) -> ArrayLike:
     """(..., 62) parameters -> (..., 3, 4) pose ``P = [s·R | t]`` (a view where possible)."""
     _check(params)
     return params[..., POSE].reshape(*params.shape[:-1], 3, 4)
 
 
-def coefficients(params: "ArrayLike") -> "ArrayLike":
+def coefficients(params: ArrayLike) -> ArrayLike:
     """(..., 62) parameters -> (..., 50) shape then expression coefficients (a view)."""
     _check(params)
     return params[..., COEFFICIENTS]
 
 
-def split_params(params: "ArrayLike"):
+def split_params(params: ArrayLike):
     """Split (..., 62) parameters into ``P`` (..., 3, 4), shape (..., 40) and expression (..., 10)."""
     _check(params)
     return pose_matrix(params), params[..., SHAPE], params[..., EXPRESSION]
 
 
-def join_params(pose: "ArrayLike", coeffs: "ArrayLike") -> "ArrayLike":
+def join_params(pose: ArrayLike, coeffs: ArrayLike) -> ArrayLike:
     """Inverse of (:func:`pose_matrix`, :func:`coefficients`): (..., 3, 4) and (..., 50) -> (..., 62).
 
     numpy or torch, following ``pose``; the dtype is that of ``pose``.
@@ -82,12 +85,12 @@ class Whitening:
     std: np.ndarray
     name: str = "custom"
 
-    def dewhiten(self, raw: "ArrayLike") -> "ArrayLike":
+    def dewhiten(self, raw: ArrayLike) -> ArrayLike:
         """Whitened (..., 62) -> parameters: ``raw * std + mean``."""
         mean, std = self._like(raw)
         return raw * std + mean
 
-    def whiten(self, params: "ArrayLike") -> "ArrayLike":
+    def whiten(self, params: ArrayLike) -> ArrayLike:
         """Parameters (..., 62) -> whitened: ``(params - mean) / std``."""
         mean, std = self._like(params)
         return (params - mean) / std
@@ -109,8 +112,11 @@ WHITENING_FILES = {
 }
 
 
-def load_whitening(store, name: str = "v2") -> Whitening:
-    """Load the ``"v2"`` or ``"v1"`` whitening from an :class:`~ddfa.assets.AssetStore`."""
+def load_whitening(assets: AssetsLike = None, name: str = "v2") -> Whitening:
+    """Load the ``"v2"`` or ``"v1"`` whitening from an asset store, folder or None (``$DDFA_HOME``)."""
+    from ..assets.store import resolve_assets
+
+    store = resolve_assets(assets)
     try:
         relpath, mean_key, std_key = WHITENING_FILES[name]
     except KeyError:

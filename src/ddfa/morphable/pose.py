@@ -101,7 +101,8 @@ def v2_angles(rotation: np.ndarray) -> np.ndarray:
         roll = np.arctan2(r[..., 1, 0] / cos_yaw, r[..., 0, 0] / cos_yaw)
     upper, lower = r20 > 0.998, r20 < -0.998
     yaw = np.where(upper, np.pi / 2, np.where(lower, -np.pi / 2, yaw))
-    pitch = np.where(upper, np.arctan2(-r[..., 0, 1], -r[..., 0, 2]), np.where(lower, np.arctan2(r[..., 0, 1], r[..., 0, 2]), pitch))
+    pitch = np.where(upper, np.arctan2(-r[..., 0, 1], -r[..., 0, 2]),
+                     np.where(lower, np.arctan2(r[..., 0, 1], r[..., 0, 2]), pitch))
     roll = np.where(upper | lower, 0.0, roll)
     return np.degrees(np.stack([yaw, pitch, roll], axis=-1))
 

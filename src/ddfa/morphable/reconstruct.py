@@ -33,7 +33,7 @@ def basis_rows(vertex_ids):
     return (3 * vertex_ids[:, None] + torch.arange(3, device=vertex_ids.device)).reshape(-1)
 
 
-def shape_points(coeffs: "ArrayLike", mean: "ArrayLike", basis: "ArrayLike") -> "ArrayLike":
+def shape_points(coeffs: ArrayLike, mean: ArrayLike, basis: ArrayLike) -> ArrayLike:
     """(B, 50) coefficients -> (B, V, 3) face shapes ``mean + W·α`` before pose."""
     if isinstance(coeffs, np.ndarray):
         flat = (basis @ coeffs.T).T  # (3V, 50) @ (50, B): one BLAS call for the whole batch
@@ -42,12 +42,12 @@ def shape_points(coeffs: "ArrayLike", mean: "ArrayLike", basis: "ArrayLike") -> 
     return flat.reshape(coeffs.shape[0], -1, 3) + mean
 
 
-def apply_pose(pose: "ArrayLike", points: "ArrayLike") -> "ArrayLike":
+def apply_pose(pose: ArrayLike, points: ArrayLike) -> ArrayLike:
     """``s·R·X + t``: (B, 3, 4) poses ``P = [s·R | t]`` and (B, V, 3) points -> (B, V, 3)."""
     return points @ pose[..., :3].swapaxes(-1, -2) + pose[..., None, :, 3]
 
 
-def reconstruct(params: "ArrayLike", mean: "ArrayLike", basis: "ArrayLike") -> "ArrayLike":
+def reconstruct(params: ArrayLike, mean: ArrayLike, basis: ArrayLike) -> ArrayLike:
     """(B, 62) parameters -> (B, V, 3) posed vertices ``s·R·(mean + W·α) + t``.
 
     For numpy input the parameters are computed in their own float dtype (float32 for

@@ -28,7 +28,7 @@ class TorchMorphableModel(nn.Module):
     landmark_basis: torch.Tensor
     landmark_vertices: torch.Tensor
 
-    def __init__(self, model: "MorphableModel", device=None, dtype=None):
+    def __init__(self, model: MorphableModel, device=None, dtype=None):
         super().__init__()
         dtype = dtype or torch.float32
         self.name = model.name

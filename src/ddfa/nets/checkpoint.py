@@ -8,7 +8,8 @@ Layouts understood (all loaded with ``torch.load(weights_only=True)``):
 * **3DDFA v1** (``phase1_*.pth.tar``): ``{"state_dict": {...}, ...}`` with ``module.`` prefixes
   and the head named ``fc``.
 * **ddfa** (written by ``ddfa train``): ``{"state_dict": {...}, "ddfa": {"arch": str,
-  "config": {build keywords, e.g. "width": float}, "width": float, "num_outputs": 62, "whitening": {"name": str, "mean": (62,), "std": (62,)},
+  "config": {build keywords, e.g. "width": float}, "width": float, "num_outputs": 62,
+  "whitening": {"name": str, "mean": (62,), "std": (62,)},
   ...}}``, plain layer names.
 * a bare state dict of any of the above.
 """
@@ -81,16 +82,37 @@ def normalise_checkpoint(obj: dict, source: str = "<checkpoint>") -> RegressorCh
     return RegressorCheckpoint(out, layout, dict(meta))
 
 
-def whitening_from_meta(meta: dict):
-    """The :class:`~ddfa.morphable.params.Whitening` stored in a ddfa checkpoint, or None."""
+def whitening_from_meta(meta: dict, source: str = "<checkpoint>"):
+    """The :class:`~ddfa.morphable.params.Whitening` stored in a ddfa checkpoint, or None.
+
+    Raises:
+        AssetError: the stored whitening is not two (62,) vectors of finite numbers with a
+            positive standard deviation (it would turn every prediction into garbage or NaN).
+    """
     from ..morphable.params import Whitening
 
     white = meta.get("whitening")
     if not isinstance(white, dict) or "mean" not in white:
         return None
-    mean = np.asarray(torch.as_tensor(white["mean"]).cpu(), dtype=np.float32)
-    std = np.asarray(torch.as_tensor(white["std"]).cpu(), dtype=np.float32)
+    try:
+        mean = np.asarray(torch.as_tensor(white["mean"]).cpu(), dtype=np.float32)
+        std = np.asarray(torch.as_tensor(white.get("std")).cpu(), dtype=np.float32)
+    except (TypeError, ValueError, RuntimeError):
+        raise AssetError(f"{source}: the stored whitening is not numeric (expected mean and std of {NUM_PARAMS} "
+                         "numbers each)") from None
+    check_whitening(mean, std, source)
     return Whitening(mean=mean, std=std, name=str(white.get("name", "custom")))
+
+
+def check_whitening(mean: np.ndarray, std: np.ndarray, source: str = "<checkpoint>") -> None:
+    """Raise :class:`AssetError` unless ``mean`` and ``std`` are (62,) finite with ``std > 0``."""
+    if np.shape(mean) != (NUM_PARAMS,) or np.shape(std) != (NUM_PARAMS,):
+        raise AssetError(f"{source}: the whitening has shapes {np.shape(mean)} and {np.shape(std)}; expected "
+                         f"({NUM_PARAMS},) each")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+        raise AssetError(f"{source}: the whitening holds NaN or infinite values")
+    if not np.all(std > 0):
+        raise AssetError(f"{source}: the whitening has standard deviations <= 0")
 
 
 def make_ddfa_checkpoint(model: torch.nn.Module, *, arch: str, whitening, config: dict | None = None,

@@ -1,9 +1,12 @@
-"""Running networks with onnxruntime, exported from the torch modules on first use.
+"""ONNX export of the torch networks, and running them with onnxruntime.
 
 On CPU, onnxruntime runs FaceBoxes and MobileNet-V1 three to five times faster than eager
-torch. The ONNX graph is exported from the loaded torch module (so it holds exactly the same
-weights) and cached under ``<cache dir>/onnx/`` keyed by the weights' sha256; nothing needs to
-be downloaded or built by hand. Outputs equal torch's to float32 rounding (checked in tests).
+torch, and OpenVINO (:mod:`ddfa.nets.openvino_backend`) reads the same graphs. The ONNX graph
+is exported from the loaded torch module (so it holds exactly the same weights) and cached by
+:mod:`ddfa.nets.model_cache`, keyed on the source weights' sha256 and the export recipe, and
+verified before each use; nothing needs to be downloaded or built by hand. Outputs equal
+torch's to float32 rounding (checked in tests). Only the export imports torch and onnx; running
+a cached graph imports neither.
 """
 
 from __future__ import annotations
@@ -11,26 +14,19 @@ from __future__ import annotations
 import hashlib
 import io
 import os
-import tempfile
-import threading
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
-_EXPORT_LOCK = threading.Lock()
+from .engines import onnxruntime_available
 
+if TYPE_CHECKING:  # pragma: no cover
+    import torch
 
-def onnxruntime_available() -> bool:
-    """True when onnxruntime (to run) and onnx (which torch's exporter needs) are importable."""
-    try:
-        import onnx  # noqa: F401
-        import onnxruntime  # noqa: F401
-    except Exception:
-        return False
-    return True
+__all__ = ["OnnxRunner", "export_onnx", "onnxruntime_available", "state_dict_digest"]
 
 
 def state_dict_digest(module: torch.nn.Module) -> str:
@@ -57,6 +53,8 @@ def export_onnx(
 
     Returns the serialised model.
     """
+    import torch
+
     module = module.eval().cpu()
     buffer = io.BytesIO()
     with warnings.catch_warnings(), torch.no_grad():
@@ -73,22 +71,23 @@ def export_onnx(
         )
     data = buffer.getvalue()
     if path is not None:
+        from ..io.atomic import atomic_write_bytes, ensure_folder
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".part")
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
+        ensure_folder(path.parent, "folder of the ONNX file")
+        atomic_write_bytes(path, data)  # temporary file beside it, then rename; umask permissions
     return data
 
 
 class OnnxRunner:
-    """An onnxruntime session with the interface ``runner(x: np.ndarray) -> tuple[np.ndarray]``.
+    """An onnxruntime session with the interface ``runner(x: np.ndarray) -> list[np.ndarray]``.
 
     Args:
         model: serialised ONNX bytes or a path.
         threads: intra-op threads (None: onnxruntime's default, all cores).
     """
+
+    takes_uint8 = False
 
     def __init__(self, model: bytes | str | os.PathLike, threads: int | None = None):
         import onnxruntime as ort
@@ -105,38 +104,11 @@ class OnnxRunner:
         self.session = ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
         self.input_name = self.session.get_inputs()[0].name
 
+    @property
+    def output_names(self) -> list[str]:
+        """Names of the network's outputs, in the order :meth:`__call__` returns them."""
+        return [output.name for output in self.session.get_outputs()]
+
     def __call__(self, x: np.ndarray) -> list[np.ndarray]:
         """Run on one input array (of the graph's input dtype)."""
         return self.session.run(None, {self.input_name: np.ascontiguousarray(x)})
-
-
-def cached_onnx_runner(
-    module: torch.nn.Module,
-    example: torch.Tensor,
-    *,
-    tag: str,
-    cache_dir: Path | None,
-    output_names: Sequence[str],
-    dynamic_axes: dict,
-    threads: int | None = None,
-) -> OnnxRunner:
-    """Export (or reuse the cached export of) ``module`` and open an onnxruntime session.
-
-    The cache file is ``<cache_dir>/onnx/<tag>-<weights sha256[:16]>-torch<version>.onnx``. When
-    the cache is not writable the export is kept in memory only.
-    """
-    key = f"{tag}-{state_dict_digest(module)[:16]}-torch{torch.__version__.split('+')[0]}.onnx"
-    with _EXPORT_LOCK:
-        path = Path(cache_dir) / "onnx" / key if cache_dir is not None else None
-        if path is not None and path.is_file():
-            try:
-                return OnnxRunner(path, threads)
-            except Exception:
-                path.unlink(missing_ok=True)  # a broken cache entry: export again
-        try:
-            data = export_onnx(
-                module, example, path, output_names=output_names, dynamic_axes=dynamic_axes
-            )
-        except OSError:
-            data = export_onnx(module, example, None, output_names=output_names, dynamic_axes=dynamic_axes)
-        return OnnxRunner(data, threads)

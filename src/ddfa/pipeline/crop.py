@@ -3,8 +3,11 @@
 A roi box ``(sx, sy, ex, ey)`` is a square region of the photo in pixels; the network sees it
 resized to 120x120. Two crop policies, as in 3DDFA_V2:
 
-* from a detection box (:func:`roi_from_box`): a square of side ``1.58 x`` the mean box side,
-  centred on the box moved down by ``0.14 x`` that mean side;
+* from a detection box (:func:`roi_from_box`): a square whose side and centre follow from the
+  box by the detector's :class:`~ddfa.boxes.RoiMapping`. For FaceBoxes (3DDFA_V2's rule) a
+  square of side ``1.58 x`` the mean box side (rounded down), centred on the box moved down by
+  ``0.14 x`` that mean side; other detectors' mappings are fitted on development photos
+  (``experiments/fit_roi_mapping.py``);
 * from 68 landmarks (:func:`roi_from_landmarks`): the square around the landmarks' bounding box
   (side = the larger extent), grown to its diagonal, same centre. Used for the second pass of
   two-step refinement and for video tracking.
@@ -17,20 +20,22 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..boxes import FACEBOXES_ROI, RoiMapping
 from ..morphable.frames import CROP_SIZE
 
 
-def roi_from_box(boxes: np.ndarray) -> np.ndarray:
-    """(K, 4) detection boxes ``(x1, y1, x2, y2)`` -> (K, 4) float32 roi boxes."""
-    b = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
-    left, top, right, bottom = b[:, 0], b[:, 1], b[:, 2], b[:, 3]
-    old_size = (right - left + bottom - top) / np.float32(2)
-    centre_x = right - (right - left) / np.float32(2)
-    centre_y = bottom - (bottom - top) / np.float32(2) + old_size * np.float32(0.14)
-    size = np.trunc(old_size * np.float32(1.58)).astype(np.float32)
-    sx = centre_x - size / np.float32(2)
-    sy = centre_y - size / np.float32(2)
-    return np.stack([sx, sy, sx + size, sy + size], axis=1)
+def roi_from_box(boxes: np.ndarray, mapping: RoiMapping = FACEBOXES_ROI,
+                 keypoints: np.ndarray | None = None) -> np.ndarray:
+    """(K, 4) detection boxes ``(x1, y1, x2, y2)`` -> (K, 4) float32 roi boxes.
+
+    Args:
+        boxes: (K, 4) boxes in image pixels.
+        mapping: the detector's box-to-roi rule (``detector.roi_mapping``); default
+            3DDFA_V2's rule for FaceBoxes boxes, bit-identical to the original.
+        keypoints: optional (K, 5, 2) facial points of the same faces (used by mappings with
+            ``keypoint_weight > 0``).
+    """
+    return mapping(boxes, keypoints)
 
 
 def roi_from_landmarks(landmarks: np.ndarray) -> np.ndarray:

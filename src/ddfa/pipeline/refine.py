@@ -13,8 +13,9 @@ pixels (``tests/core/test_refine.py`` checks this round trip).
 
 **The combination rule** (one rule for everything a face carries): the refined face's
 parameters are the *mean of the passes' parameters in the roi box's crop frame* —
-each pass's pose matrix re-expressed exactly in the frame of the face's roi
-(:func:`~ddfa.morphable.frames.params_to_roi`), a mirrored pass mirrored back first
+each pass's pose matrix re-expressed exactly in the frame of the face's roi (through the image
+frame: :func:`~ddfa.morphable.frames.params_to_image` with the pass's roi, then
+:func:`~ddfa.morphable.frames.params_from_image` with the face's), a mirrored pass mirrored back first
 (:func:`~ddfa.morphable.mirror.mirror_params`: exact for the pose, least squares over the dense
 mesh for shape and expression); landmarks, dense mesh and pose all follow from those
 parameters, so they stay one consistent face. (Averaging the 62 numbers averages the
@@ -41,7 +42,14 @@ import numpy as np
 
 from ..boxes import landmark_boxes
 from ..errors import InputError
-from ..morphable.frames import CROP_SIZE, crop_to_image, model_to_crop, model_to_image, params_to_roi
+from ..morphable.frames import (
+    CROP_SIZE,
+    crop_to_image,
+    model_to_crop,
+    model_to_image,
+    params_from_image,
+    params_to_image,
+)
 from ..morphable.mirror import IBUG68_MIRROR, mirror_params, mirror_points
 from .crop import crop_face
 
@@ -162,7 +170,7 @@ def pass_params_in_roi(params: np.ndarray, rois: np.ndarray, transforms, model) 
     if flips.any():
         p[:, flips] = mirror_params(p[:, flips], model)
     pass_rois = transform_rois(rois, transforms)
-    return params_to_roi(p, pass_rois, np.asarray(rois, dtype=np.float64)[:, None, :])
+    return params_from_image(params_to_image(p, pass_rois), np.asarray(rois, dtype=np.float64)[:, None, :])
 
 
 def pass_landmarks_in_image(params: np.ndarray, rois: np.ndarray, transforms, model) -> np.ndarray:

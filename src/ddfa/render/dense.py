@@ -1,19 +1,36 @@
 """Renderings of the dense meshes of all faces of a photo: shaded mesh, depth, PNCC.
 
-Every function takes the faces of one image (:class:`~ddfa.face.Face` records, or anything
-with ``vertices`` (N, 3) in the image frame and ``triangles`` (T, 3)) and rasterises them
-together with :func:`~ddfa.render.rasterize`, so nearer faces hide farther ones. Image-frame
-conventions: 0-based pixels, y down, z towards the camera (larger z = nearer).
+Every rendering takes the photo (or its ``(height, width)``) first and the faces of that photo
+second (:class:`~ddfa.face.Face` records, or anything with ``vertices`` (N, 3) in the image
+frame and ``triangles`` (T, 3)), and rasterises the faces together with
+:func:`~ddfa.render.rasterize`, so nearer faces hide farther ones. Image-frame conventions:
+0-based pixels, y down, z towards the camera (larger z = nearer).
+
+:func:`vertex_normals` is ddfa's one vertex-normal routine (rendering, UV visibility,
+synthetic training data).
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+import numbers
+from collections.abc import Sequence
+from typing import Any, Literal
 
 import numpy as np
 
+from ..assets.store import AssetsLike
 from ..errors import InputError
-from .raster import _jit, _readonly, as_meshes, as_triangles, compact, interpolate_vertex_values, scratch, zbuffer
+from .raster import (
+    Raster,
+    _jit,
+    _readonly,
+    as_meshes,
+    as_triangles,
+    compact,
+    interpolate_vertex_values,
+    scratch,
+    zbuffer,
+)
 
 #: default light of :func:`render_shaded`: a unit direction *towards* the light in the image
 #: frame (x right, y down, z towards the camera): in front of the face, a little above-left
@@ -63,7 +80,14 @@ class Scene:
                 self.triangles = as_triangles(np.concatenate([t + s for t, s in zip(tris, self._vertex_starts)]),
                                               len(self.vertices))
         self.zbuffer = zbuffer(self.vertices, self.triangles, height, width)
-        self.raster = compact(self.zbuffer, transient=True) if raster else None
+        self._raster = compact(self.zbuffer, transient=True) if raster else None
+
+    @property
+    def raster(self) -> Raster:
+        """The :class:`Raster` of the z-buffer (only for a scene built with ``raster=True``)."""
+        if self._raster is None:
+            raise RuntimeError("this Scene was built with raster=False")
+        return self._raster
 
     @property
     def face_of_pixel(self) -> np.ndarray:
@@ -91,10 +115,21 @@ class Scene:
         return self.interpolate_vertex_values(np.concatenate(arrays))
 
 
-def _image_size(image_or_shape) -> tuple[int, int]:
-    shape = image_or_shape.shape if isinstance(image_or_shape, np.ndarray) else tuple(image_or_shape)
+def _image_size(image_or_shape: Any, caller: str) -> tuple[int, int]:
+    """(height, width) of an image or a shape; a helpful error for the old ``(faces, shape)``
+    argument order."""
+    if isinstance(image_or_shape, np.ndarray):
+        shape: tuple = image_or_shape.shape
+    else:
+        try:
+            shape = tuple(image_or_shape)
+        except TypeError:
+            shape = ()
+        if not all(isinstance(v, numbers.Real) for v in shape[:2]):
+            raise InputError(f"{caller}: the first argument must be the image or its (height, width), then the "
+                             f"faces: {caller}(image_or_shape, faces); got {type(image_or_shape).__name__}")
     if len(shape) < 2 or int(shape[0]) < 1 or int(shape[1]) < 1:
-        raise InputError(f"expected an image or an (height, width) shape, got {shape}")
+        raise InputError(f"{caller}: expected an image or an (height, width) shape, got {shape}")
     return int(shape[0]), int(shape[1])
 
 
@@ -133,21 +168,34 @@ def _normals_kernel(verts, tris, summed, out):
             out[f, v, 0], out[f, v, 1], out[f, v, 2] = nx * scale, ny * scale, nz * scale
 
 
-def vertex_normals(vertices, triangles) -> np.ndarray:
-    """Unit vertex normals (area-weighted mean of the adjacent triangles' normals).
+def vertex_normals(vertices: Any, triangles: Any, *, frame: Literal["image", "model"] = "image") -> np.ndarray:
+    """Unit vertex normals (area-weighted mean of the adjacent triangles' normals): ddfa's one
+    vertex-normal routine.
+
+    Orientation: each triangle ``(a, b, c)`` contributes ``(b - a) x (c - a)`` (length twice
+    its area). ddfa's triangles (those of :class:`~ddfa.morphable.MorphableModel`) run clockwise
+    seen from the front in a y-up frame, i.e. counter-clockwise in the y-down image and crop
+    frames, so this cross product points *out of the face* there. In a y-up frame (the model
+    frame, or the ``(x, -y, z)`` export frame of :mod:`ddfa.io.mesh`) the same product points
+    into the face; ``frame="model"`` negates it, so the result points out of the face in that
+    frame too (it then equals the image-frame normal with y negated).
 
     Args:
-        vertices: (N, 3) or (F, N, 3) image-frame vertices.
-        triangles: (T, 3) triangles in ddfa's order (clockwise seen from the front in the
-            y-up model frame; positive signed area ``(b - a) x (c - a)`` in the y-down image).
+        vertices: (N, 3) or (F, N, 3) vertices (any float dtype; computed in float32).
+        triangles: (T, 3) integer vertex ids in ddfa's order.
+        frame: ``"image"`` for y-down vertices (image or crop frame), ``"model"`` for y-up ones
+            (model frame, export frame).
 
     Returns:
-        (N, 3) or (F, N, 3) float32 normals in the image frame, pointing out of the face: a
-        frontal face's normals have z > 0 (towards the camera). Vertices of no triangle get 0.
+        (N, 3) or (F, N, 3) float32 unit normals in the frame of ``vertices``, pointing out of
+        the face: a frontal face's normals have z > 0 (towards the camera) in either frame.
+        Vertices of no triangle get 0.
 
     Raises:
-        InputError: bad shapes or vertex ids out of range.
+        InputError: bad shapes, vertex ids out of range or an unknown ``frame``.
     """
+    if frame not in ("image", "model"):
+        raise InputError(f"vertex_normals: frame must be 'image' or 'model', got {frame!r}")
     try:
         verts = np.asarray(vertices, dtype=np.float32)
     except (TypeError, ValueError) as exc:
@@ -159,6 +207,8 @@ def vertex_normals(vertices, triangles) -> np.ndarray:
     tris = as_triangles(triangles, meshes.shape[1], "vertex_normals")
     out = np.empty(meshes.shape, np.float32)
     _normals_kernel(_readonly(meshes), _readonly(tris), scratch("normal_sums", (meshes.shape[1], 4), np.float32), out)
+    if frame == "model":
+        np.negative(out, out=out)
     return out[0] if single else out
 
 
@@ -232,8 +282,9 @@ def _blend_kernel(flat, width, window, zbuf, owner, weights, tris, num_vertices,
 
 
 # ---------------------------------------------------------------------- renderings
-def render_shaded(image: np.ndarray, faces: Sequence, *, alpha: float = 0.6, color=(0.85, 0.85, 0.85),
-                  light=LIGHT_DIRECTION, ambient: float = 0.3, diffuse: float = 0.65, specular: float = 0.15,
+def render_shaded(image: np.ndarray, faces: Sequence, *, alpha: float = 0.6,
+                  color: Sequence[float] = (0.85, 0.85, 0.85), light: Sequence[float] = LIGHT_DIRECTION,
+                  ambient: float = 0.3, diffuse: float = 0.65, specular: float = 0.15,
                   shininess: float = 16.0) -> np.ndarray:
     """The ``3d`` output: every face's dense mesh, shaded grey, blended over the photo.
 
@@ -258,17 +309,17 @@ def render_shaded(image: np.ndarray, faces: Sequence, *, alpha: float = 0.6, col
         raise InputError(f"render_shaded: expected an (H, W, 3) uint8 BGR image, got {image.shape} {image.dtype}")
     if not 0 <= alpha <= 1:
         raise InputError(f"render_shaded: alpha must lie in [0, 1], got {alpha}")
-    height, width = _image_size(image)
+    height, width = _image_size(image, "render_shaded")
     out = image.copy()
     scene = Scene(faces, height, width, raster=False)
     zbuf = scene.zbuffer
-    if zbuf.count == 0:
+    if zbuf.covered == 0:
         return out
     # shade every vertex once, then interpolate the intensity (at ~1 px triangles this equals
     # per-pixel shading)
-    light = np.asarray(light, dtype=np.float32)
-    light = _readonly(light / np.linalg.norm(light))
-    half = light + np.array([0, 0, 1], np.float32)
+    towards = np.asarray(light, dtype=np.float32)
+    towards = _readonly(towards / np.linalg.norm(towards))
+    half = towards + np.array([0, 0, 1], np.float32)
     half = _readonly(half / np.linalg.norm(half))
     f32 = np.float32
     power = int(shininess) if float(shininess).is_integer() and 0 <= shininess <= 1024 else -1
@@ -282,7 +333,7 @@ def render_shaded(image: np.ndarray, faces: Sequence, *, alpha: float = 0.6, col
     start = 0
     for verts, tris in meshes:
         stop = start + verts.shape[0] * verts.shape[1]
-        _shade_kernel(_readonly(verts), _readonly(tris), light, half, *weights,
+        _shade_kernel(_readonly(verts), _readonly(tris), towards, half, *weights,
                       scratch("normal_sums", (verts.shape[1], 4), np.float32),
                       scratch("gloss", (2, verts.shape[1]), np.float32), per_vertex[start:stop])
         start = stop
@@ -294,12 +345,13 @@ def render_shaded(image: np.ndarray, faces: Sequence, *, alpha: float = 0.6, col
     return out
 
 
-def render_depth(faces: Sequence, shape, *, normalize: bool = True) -> np.ndarray:
+def render_depth(image_or_shape: np.ndarray | Sequence[int], faces: Sequence, *,
+                 normalize: bool = True) -> np.ndarray:
     """Per-pixel depth of the nearest face.
 
     Args:
-        faces: faces of one photo.
-        shape: the photo, or its ``(height, width)``.
+        image_or_shape: the photo, or its ``(height, width)``.
+        faces: faces of that photo.
         normalize: True: per face, ``(z - zmin) / (zmax - zmin)`` over that face's vertices,
             so 1 is its nearest point and 0 its farthest (3DDFA_V2's depth image); 0 off the
             faces. False: raw image-frame z in pixels (``z = s·Vz``, larger = nearer; see
@@ -308,7 +360,7 @@ def render_depth(faces: Sequence, shape, *, normalize: bool = True) -> np.ndarra
     Returns:
         (H, W) float32.
     """
-    height, width = _image_size(shape)
+    height, width = _image_size(image_or_shape, "render_depth")
     scene = Scene(faces, height, width)
     raster = scene.raster
     out = np.full(height * width, 0.0 if normalize else np.nan, dtype=np.float32)
@@ -323,32 +375,34 @@ def render_depth(faces: Sequence, shape, *, normalize: bool = True) -> np.ndarra
     return out.reshape(height, width)
 
 
-def render_pncc(faces: Sequence, shape, *, assets=None) -> np.ndarray:
+def render_pncc(image_or_shape: np.ndarray | Sequence[int], faces: Sequence, *,
+                assets: AssetsLike = None) -> np.ndarray:
     """Projected Normalised Coordinate Code: each pixel coloured by the NCC code (the
     normalised mean-face x, y, z in [0, 1]) of the surface point seen there.
 
     Args:
-        faces: faces of one photo.
-        shape: the photo, or its ``(height, width)``.
-        assets: asset store or folder for the NCC codes (default: see
-            :func:`ddfa.render.assets.render_assets`).
+        image_or_shape: the photo, or its ``(height, width)``.
+        faces: faces of that photo.
+        assets: asset store or folder for the NCC codes (default: each face's
+            :attr:`~ddfa.face.Face.assets`, else the default root; see
+            :func:`ddfa.render.assets.assets_of`).
 
     Returns:
         (H, W, 3) float32 NCC (x, y, z) in [0, 1]; 0 off the faces. As an image, x is red,
         y green and z blue.
     """
-    from .assets import render_assets
+    from .assets import assets_of
 
-    height, width = _image_size(shape)
+    height, width = _image_size(image_or_shape, "render_pncc")
     scene = Scene(faces, height, width)
     out = np.zeros((height * width, 3), dtype=np.float32)
     if scene.faces and len(scene.raster.pixels):
-        codes = [render_assets(assets, f.model).ncc_code(f.model) for f in scene.faces]
+        codes = [assets_of(f, assets).ncc_code(f.model) for f in scene.faces]
         out[scene.raster.pixels] = scene.interpolate(codes)
     return out.reshape(height, width, 3)
 
 
-def sample_image(image: np.ndarray, points) -> np.ndarray:
+def sample_image(image: np.ndarray, points: Any) -> np.ndarray:
     """Bilinear samples of an image at sub-pixel points.
 
     Args:
@@ -366,6 +420,8 @@ def sample_image(image: np.ndarray, points) -> np.ndarray:
     image = np.asarray(image)
     if image.shape[0] >= 32767 or image.shape[1] >= 32767:
         raise InputError(f"cannot sample an image of {image.shape[1]}x{image.shape[0]} pixels (32767 at most)")
+    if not len(flat):  # nothing to sample (e.g. a face entirely outside the photo)
+        return np.zeros(pts.shape[:-1] + image.shape[2:], np.float32)
     # cv2.remap maps must be under 32767 wide and high: lay the points out in rows of 1024
     cols = 1024
     padded = np.zeros((-(-len(flat) // cols) * cols, 2), np.float32)
@@ -377,7 +433,7 @@ def sample_image(image: np.ndarray, points) -> np.ndarray:
     return values.reshape(pts.shape[:-1] + image.shape[2:])
 
 
-def vertex_colors(image: np.ndarray, vertices) -> np.ndarray:
+def vertex_colors(image: np.ndarray, vertices: Any) -> np.ndarray:
     """(N, 3) uint8 colours of the photo under each vertex (bilinear), in the image's channel
     order (BGR for ddfa images)."""
     values = sample_image(np.asarray(image), np.asarray(vertices)[:, :2])

@@ -6,7 +6,8 @@ modified). Coordinates are image-frame pixels (0-based, y down).
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import cv2
 import numpy as np
@@ -112,16 +113,18 @@ def draw_dense(image: np.ndarray, faces: Sequence, *, color=DENSE_COLOR, spacing
     return out
 
 
-def pose_box(face) -> np.ndarray:
-    """(8, 2) image points of the box that :func:`draw_pose` draws for ``face``.
+def pose_box(face: Any) -> np.ndarray:
+    """(8, 2) float64 image points (pixels) of the box that :func:`draw_pose` draws for ``face``.
 
     The box is built in the model frame from the face model's mean shape: its back
     rectangle spans the mean face's x/y extent at its farthest z, its front rectangle (60%
     of that size) sits in front of the nose tip by 0.3 face widths; corners 0-3 back, 4-7
-    front. It is posed and projected with the face's own parameters and roi, so it turns
-    with the head.
+    front. It is posed with the face's own pose (:func:`~ddfa.morphable.reconstruct.apply_pose`)
+    and taken to the image through its roi, so it turns with the head.
     """
     from ..morphable.frames import model_to_image
+    from ..morphable.params import pose_matrix
+    from ..morphable.reconstruct import apply_pose
 
     mean = np.asarray(face.model.mean)
     lo, hi = mean.min(axis=0), mean.max(axis=0)
@@ -132,9 +135,8 @@ def pose_box(face) -> np.ndarray:
     for z, shrink in ((lo[2], 1.0), (hi[2] + depth, 0.6)):
         for sx, sy in ((-1, -1), (1, -1), (1, 1), (-1, 1)):
             corners.append((centre[0] + sx * shrink * half[0], centre[1] + sy * shrink * half[1], z))
-    corners = np.asarray(corners, dtype=np.float64)
-    pose = np.asarray(face.params, dtype=np.float64)[:12].reshape(3, 4)
-    posed = corners @ pose[:, :3].T + pose[:, 3]
+    pose = pose_matrix(np.asarray(face.params, dtype=np.float64))
+    posed = apply_pose(pose[None], np.asarray(corners, dtype=np.float64)[None])[0]
     return model_to_image(posed, np.asarray(face.roi_box, dtype=np.float64))[:, :2]
 
 

@@ -2,19 +2,24 @@
 
 Two kinds:
 
-* **image outputs** ``fn(image, faces) -> (H, W, 3) uint8 BGR``: overlays and renderings of
-  all faces of one photo (e.g. ``2d_sparse``); saved as ``<stem>_<name>.png``.
+* **image outputs** ``fn(image, faces) -> (H', W', 3) uint8 BGR``: overlays and renderings of
+  all faces of one photo (e.g. ``2d_sparse``); saved as ``<stem>_<name>.png``. Each declares
+  whether it is *frame-sized* (an image of the photo's size and pixel frame, drawn over it or
+  aligned with it: usable as a video overlay) or not (e.g. ``uv_tex``, a texture atlas).
 * **file outputs** ``fn(image, faces, out_dir, stem) -> list[Path]``: anything else (meshes,
   raw arrays), written by the function itself.
 
 Register new outputs with :func:`register_image_output` / :func:`register_file_output`.
+Importing this module is light: the implementations (numba kernels included) are imported by
+each output on its first use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Any, Literal
 
 import numpy as np
 
@@ -22,44 +27,70 @@ from ..errors import InputError
 from ..io.image import write_image
 from .draw import draw_landmarks
 
+OutputKind = Literal["image", "file"]
+ImageFunction = Callable[[np.ndarray, Sequence[Any]], np.ndarray]
+FileFunction = Callable[[np.ndarray, Sequence[Any], Path, str], list[Path]]
 
-@dataclass(frozen=True)
+
+@dataclass(frozen=True, kw_only=True)
 class OutputSpec:
+    """One registered output.
+
+    Attributes:
+        name: the name given to ``--outputs``.
+        kind: ``"image"`` or ``"file"`` (see the module docstring).
+        function: the implementation.
+        description: one line for ``--help``.
+        frame_sized: image outputs only: the result has the photo's size and pixel frame (True
+            for overlays and per-pixel renderings; False for e.g. texture atlases).
+    """
+
     name: str
-    kind: str  # "image" or "file"
-    function: Callable
+    kind: OutputKind
+    function: Callable[..., Any]
     description: str
+    frame_sized: bool = False
 
 
 OUTPUTS: dict[str, OutputSpec] = {}
 
 
-def register_image_output(name: str, description: str):
-    """Decorator: ``fn(image, faces) -> image`` becomes the image output ``name``."""
+def register_image_output(name: str, description: str, *, frame_sized: bool = True
+                          ) -> Callable[[ImageFunction], ImageFunction]:
+    """Decorator: ``fn(image, faces) -> image`` becomes the image output ``name``.
 
-    def wrap(fn):
-        OUTPUTS[name] = OutputSpec(name, "image", fn, description)
+    ``frame_sized``: ``fn`` returns an image of the photo's size, in its pixel frame (usable as a
+    video overlay); False for anything else (e.g. a texture atlas).
+    """
+
+    def wrap(fn: ImageFunction) -> ImageFunction:
+        OUTPUTS[name] = OutputSpec(name=name, kind="image", function=fn, description=description,
+                                   frame_sized=bool(frame_sized))
         return fn
 
     return wrap
 
 
-def register_file_output(name: str, description: str):
+def register_file_output(name: str, description: str) -> Callable[[FileFunction], FileFunction]:
     """Decorator: ``fn(image, faces, out_dir, stem) -> list[Path]`` becomes the file output ``name``."""
 
-    def wrap(fn):
-        OUTPUTS[name] = OutputSpec(name, "file", fn, description)
+    def wrap(fn: FileFunction) -> FileFunction:
+        OUTPUTS[name] = OutputSpec(name=name, kind="file", function=fn, description=description)
         return fn
 
     return wrap
 
 
-def image_output_names() -> list[str]:
-    return [name for name, spec in OUTPUTS.items() if spec.kind == "image"]
+def image_output_names(*, frame_sized: bool | None = None) -> list[str]:
+    """Names of the image outputs, in registration order (only the frame-sized ones, or only the
+    others, when ``frame_sized`` is True or False)."""
+    return [name for name, spec in OUTPUTS.items()
+            if spec.kind == "image" and (frame_sized is None or spec.frame_sized == frame_sized)]
 
 
 def check_output_names(names: Sequence[str], *, images_only: bool = False) -> list[str]:
-    """Validate output names (raises :class:`InputError` naming the unknown ones)."""
+    """Validate output names (raises :class:`InputError` naming the unknown ones); returns
+    them without repeats, in order."""
     allowed = image_output_names() if images_only else list(OUTPUTS)
     unknown = [n for n in names if n not in allowed]
     if unknown:
@@ -67,7 +98,7 @@ def check_output_names(names: Sequence[str], *, images_only: bool = False) -> li
     return list(dict.fromkeys(names))
 
 
-def render_output(name: str, image: np.ndarray, faces: Sequence) -> np.ndarray:
+def render_output(name: str, image: np.ndarray, faces: Sequence[Any]) -> np.ndarray:
     """Render the image output ``name`` of ``faces`` on ``image`` (BGR uint8)."""
     spec = OUTPUTS.get(name)
     if spec is None or spec.kind != "image":
@@ -75,19 +106,40 @@ def render_output(name: str, image: np.ndarray, faces: Sequence) -> np.ndarray:
     return spec.function(image, faces)
 
 
-def write_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence, out_dir: Path, stem: str) -> list[Path]:
-    """Write every requested output of one photo into ``out_dir``; returns the files written."""
-    out_dir = Path(out_dir)
-    written: list[Path] = []
+def stage_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any], folder: str | Path,
+                  stem: str) -> list[str]:
+    """Write every requested output of one photo into ``folder`` (a staging folder, see
+    :class:`ddfa.io.atomic.Staging`); returns the names of the files written, relative to it."""
+    folder = Path(folder)
+    written: list[str] = []
     for name in check_output_names(names):
         spec = OUTPUTS[name]
         if spec.kind == "image":
-            path = out_dir / f"{stem}_{name}.png"
+            path = folder / f"{stem}_{name}.png"
             write_image(path, spec.function(image, faces))
-            written.append(path)
+            written.append(path.name)
         else:
-            written.extend(spec.function(image, faces, out_dir, stem))
+            written.extend(str(Path(p).resolve().relative_to(folder.resolve()))
+                           for p in spec.function(image, faces, folder, stem))
     return written
+
+
+def write_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any], out_dir: str | Path,
+                  stem: str) -> list[Path]:
+    """Write every requested output of one photo into ``out_dir``; returns the files written.
+
+    All or nothing: the files are written into a hidden staging folder in ``out_dir`` and
+    moved into place only when every one of them is complete (an interruption or a full disk
+    leaves no partial file).
+
+    Raises:
+        OutputError: ``out_dir`` cannot be created or written.
+    """
+    from ..io.atomic import Staging, ensure_folder
+
+    out_dir = ensure_folder(out_dir)
+    with Staging(out_dir) as stage:
+        return stage.commit(stage_outputs(names, image, faces, stage.dir, stem))
 
 
 @register_image_output("2d_sparse", "68 landmarks and boxes drawn on the photo")
@@ -117,7 +169,7 @@ def _shaded(image, faces):
 def _depth(image, faces):
     from .dense import render_depth
 
-    grey = np.rint(render_depth(faces, image, normalize=True) * 255).astype(np.uint8)
+    grey = np.rint(render_depth(image, faces, normalize=True) * 255).astype(np.uint8)
     return np.repeat(grey[:, :, None], 3, axis=2)
 
 
@@ -128,7 +180,7 @@ def _depth_raw(image, faces, out_dir, stem):
 
     path = Path(out_dir) / f"{stem}_depth.npy"
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.save(path, render_depth(faces, image, normalize=False))
+    np.save(path, render_depth(image, faces, normalize=False))
     return [path]
 
 
@@ -137,7 +189,7 @@ def _depth_raw(image, faces, out_dir, stem):
 def _pncc(image, faces):
     from .dense import render_pncc
 
-    return np.rint(render_pncc(faces, image)[:, :, ::-1] * 255).astype(np.uint8)
+    return np.rint(render_pncc(image, faces)[:, :, ::-1] * 255).astype(np.uint8)
 
 
 @register_image_output("pose", "a 3D box per face turning with the head, and yaw/pitch/roll in degrees")
@@ -151,7 +203,7 @@ UV_TEXTURE_SIZE = 256
 
 
 @register_image_output("uv_tex", f"UV texture of each face ({UV_TEXTURE_SIZE}x{UV_TEXTURE_SIZE}, side by side; "
-                       "hidden parts black); not photo-sized")
+                       "hidden parts black); not photo-sized", frame_sized=False)
 def _uv_tex(image, faces):
     from .texture import uv_texture
 

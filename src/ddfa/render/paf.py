@@ -17,27 +17,34 @@ image-left side for a frontal face.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
+from ..assets.store import AssetsLike
 from ..errors import InputError
 from ..morphable.frames import CROP_SIZE, model_to_image
-from .assets import PAF_GRID, render_assets
+from ..morphable.reconstruct import reconstruct
+from .assets import PAF_GRID, assets_of
 from .dense import sample_image
 
 
-def paf_anchors(face, *, assets=None) -> np.ndarray:
-    """(64, 64, 3) float32 image-frame positions of the face's PAF anchors (x, y, z pixels)."""
-    basis = render_assets(assets, face.model).paf
-    params = np.asarray(face.params, dtype=np.float64)
-    anchors = (basis.mean.astype(np.float64)
-               + (basis.basis.astype(np.float64) @ params[12:62]).reshape(-1, 3))
-    pose = params[:12].reshape(3, 4)
-    posed = anchors @ pose[:, :3].T + pose[:, 3]
+def paf_anchors(face: Any, *, assets: AssetsLike = None) -> np.ndarray:
+    """(64, 64, 3) float32 image-frame positions of the face's PAF anchors (x, y, z pixels).
+
+    The anchors are reconstructed like any vertex (:func:`~ddfa.morphable.reconstruct.reconstruct`
+    with the anchor basis, in float64) and taken to the image through the face's roi.
+    ``assets``: store or folder holding ``Model_PAF.pkl`` (default: the face's, see
+    :func:`ddfa.render.assets.assets_of`).
+    """
+    basis = assets_of(face, assets).paf
+    posed = reconstruct(np.asarray(face.params, dtype=np.float64)[None], basis.mean, basis.basis)[0]
     points = model_to_image(posed, np.asarray(face.roi_box, dtype=np.float64))
     return points.reshape(PAF_GRID, PAF_GRID, 3).astype(np.float32)
 
 
-def paf_features(image: np.ndarray, face, kernel_size: int = 3, *, assets=None) -> np.ndarray:
+def paf_features(image: np.ndarray, face: Any, kernel_size: int = 3, *, assets: AssetsLike = None) -> np.ndarray:
     """The PAF map of one face.
 
     Args:
@@ -45,8 +52,8 @@ def paf_features(image: np.ndarray, face, kernel_size: int = 3, *, assets=None) 
         face: a :class:`~ddfa.face.Face`.
         kernel_size: d, the patch size around each anchor in crop pixels (odd, >= 1); 1 gives
             the plain 64x64 sampled map.
-        assets: asset store or folder for ``Model_PAF.pkl`` (default: see
-            :func:`ddfa.render.assets.render_assets`).
+        assets: asset store or folder for ``Model_PAF.pkl`` (default: the face's, see
+            :func:`ddfa.render.assets.assets_of`).
 
     Returns:
         (64·d, 64·d, 3) uint8 BGR: pixel ``(r·d + i, c·d + j)`` is the photo at anchor
@@ -70,7 +77,8 @@ def paf_features(image: np.ndarray, face, kernel_size: int = 3, *, assets=None) 
 GRID_COLOR = (255, 255, 0)  # BGR, cyan
 
 
-def draw_paf(image: np.ndarray, faces, *, kernel_size: int = 1, every: int = 4, assets=None) -> np.ndarray:
+def draw_paf(image: np.ndarray, faces: Sequence, *, kernel_size: int = 1, every: int = 4,
+             assets: AssetsLike = None) -> np.ndarray:
     """The ``paf`` overlay: each face's projected anchor grid (every ``every``-th row and
     column drawn as lines) and its PAF map (:func:`paf_features`) as an inset about 40% of
     the roi wide, with a white frame, beside the roi box (left of it when there is room,

@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numba
 import numpy as np
@@ -52,11 +52,10 @@ _EPS = 1e-5  # inside tolerance, barycentric units
 def _jit(function):
     """``numba.njit`` for ddfa's kernels: cached on disk where a cache folder is writable
     (compiled once per process otherwise), releasing the GIL, no Python division checks."""
-    options = dict(nogil=True, error_model="numpy")
     try:
-        return numba.njit(cache=True, **options)(function)
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(function)
     except RuntimeError:  # numba finds no writable cache location
-        return numba.njit(**options)(function)
+        return numba.njit(nogil=True, error_model="numpy")(function)
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:
@@ -106,7 +105,7 @@ class Raster:
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 
-    def _scatter(self, name, values, fill, dtype, channels=()):
+    def _scatter(self, name: str, values: np.ndarray, fill: Any, dtype: Any, channels: tuple = ()) -> np.ndarray:
         if name not in self._full:
             out = np.full((self.height * self.width, *channels), fill, dtype=dtype)
             out[self.pixels] = values
@@ -145,7 +144,7 @@ class Raster:
         """(P,) int64 column (x) of each covered pixel."""
         return self.pixels % self.width
 
-    def interpolate_pixels(self, attributes, triangles) -> np.ndarray:
+    def interpolate_pixels(self, attributes: Any, triangles: Any) -> np.ndarray:
         """Per-vertex attributes interpolated at the covered pixels.
 
         Args:
@@ -167,7 +166,7 @@ class Raster:
         values = attributes.reshape(-1, attributes.shape[-1])
         return interpolate_vertex_values(self, values, triangles, attributes.shape[1] if per_mesh else 0)
 
-    def interpolate(self, attributes, triangles, background=0.0) -> np.ndarray:
+    def interpolate(self, attributes: Any, triangles: Any, background: float = 0.0) -> np.ndarray:
         """Like :meth:`interpolate_pixels`, as an (H, W, C) float32 image (``background``
         elsewhere)."""
         values = self.interpolate_pixels(attributes, triangles)
@@ -176,7 +175,7 @@ class Raster:
         return out.reshape(self.height, self.width, -1)
 
 
-def as_triangles(triangles, num_vertices: int | None, what: str = "rasterize") -> np.ndarray:
+def as_triangles(triangles: Any, num_vertices: int | None, what: str = "rasterize") -> np.ndarray:
     """(T, 3) C-contiguous uint32 triangles, the kernels' layout (no copy for an int32 array
     such as a model's triangles: unsigned ids index without wrap-around checks).
 
@@ -197,7 +196,7 @@ def as_triangles(triangles, num_vertices: int | None, what: str = "rasterize") -
     return np.ascontiguousarray(tris, dtype=np.int32).view(np.uint32)
 
 
-def as_meshes(vertices, what: str = "rasterize") -> np.ndarray:
+def as_meshes(vertices: Any, what: str = "rasterize") -> np.ndarray:
     """(F, N, 3) C-contiguous float32 finite vertices from (N, 3) or (F, N, 3) input.
 
     Raises:
@@ -341,7 +340,7 @@ _SCRATCH = threading.local()
 SCRATCH_BYTES = 64 << 20
 
 
-def scratch(name: str, shape, dtype) -> np.ndarray:
+def scratch(name: str, shape: int | tuple[int, ...], dtype: Any) -> np.ndarray:
     """An uninitialised C-contiguous array of ``shape`` and ``dtype``, reused between calls of
     this thread that ask for the same ``name``: large per-frame temporaries without fresh pages
     to fault in every time (which costs ~0.5 ms a MB here). Valid until the next request for
@@ -357,7 +356,7 @@ def scratch(name: str, shape, dtype) -> np.ndarray:
     return buffer[:size].view(dtype).reshape(shape)
 
 
-def rasterize(vertices, triangles, height: int, width: int, *, cull_backfaces: bool = False) -> Raster:
+def rasterize(vertices: Any, triangles: Any, height: int, width: int, *, cull_backfaces: bool = False) -> Raster:
     """Z-buffered rasterisation of one or several meshes into an ``height x width`` image.
 
     Args:
@@ -387,7 +386,7 @@ class ZBuffer(NamedTuple):
     the next z-buffer of the thread): ``window`` = (x0, y0, columns, rows) of the image it
     spans; per window pixel (row-major) ``depth`` (float64, -inf where nothing is drawn),
     ``owner`` (2, n) int32 mesh and triangle, ``weights`` (n, 2) float32 raw barycentric
-    weights of corners a, b; ``count`` covered pixels."""
+    weights of corners a, b; ``covered`` pixels."""
 
     height: int
     width: int
@@ -395,10 +394,10 @@ class ZBuffer(NamedTuple):
     depth: np.ndarray
     owner: np.ndarray
     weights: np.ndarray
-    count: int
+    covered: int
 
 
-def zbuffer(vertices, triangles, height: int, width: int, cull_backfaces: bool = False) -> ZBuffer:
+def zbuffer(vertices: Any, triangles: Any, height: int, width: int, cull_backfaces: bool = False) -> ZBuffer:
     """The z-buffer pass of :func:`rasterize` (same arguments), without the compaction into a
     :class:`Raster` (:func:`compact`): for renderers that use it right away."""
     verts = as_meshes(vertices)
@@ -431,7 +430,7 @@ def compact(zbuf: ZBuffer, transient: bool = False) -> Raster:
     Raises:
         InputError: a depth is not finite in float32.
     """
-    count = zbuf.count
+    count = zbuf.covered
     # the five per-pixel arrays share one block: one allocation (or scratch) per call
     block = scratch("raster", 32 * count, np.uint8) if transient else np.empty(32 * count, np.uint8)
     pixels = block[:8 * count].view(np.int64)
@@ -466,7 +465,7 @@ def _interpolate_kernel(values, tris, num_vertices, pixel_face, pixel_triangle, 
     return out
 
 
-def interpolate_vertex_values(raster: Raster, values, triangles, num_vertices: int = 0) -> np.ndarray:
+def interpolate_vertex_values(raster: Raster, values: Any, triangles: Any, num_vertices: int = 0) -> np.ndarray:
     """Per-vertex ``values`` interpolated at a raster's covered pixels.
 
     Args:

@@ -9,31 +9,35 @@ the photo there (bilinear): sharper than interpolating per-vertex colours.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
+from ..assets.store import AssetsLike
 from ..errors import InputError
-from .dense import sample_image
+from .assets import assets_of
+from .dense import sample_image, vertex_normals
 from .raster import rasterize
 
 
-def uv_layout(face, size: int, *, assets=None) -> np.ndarray:
-    """(N, 2) float32 texel positions ``(col, row)`` of the face's vertices in a size x size map."""
-    from .assets import render_assets
-
-    uv = render_assets(assets, face.model).uv_coords(face.model)
+def uv_layout(face: Any, size: int, *, assets: AssetsLike = None) -> np.ndarray:
+    """(N, 2) float32 texel positions ``(col, row)`` of the face's vertices in a size x size map
+    (``assets``: as :func:`uv_texture`)."""
+    uv = assets_of(face, assets).uv_coords(face.model)
     return np.stack([uv[:, 0] * (size - 1), (1.0 - uv[:, 1]) * (size - 1)], axis=1).astype(np.float32)
 
 
-def uv_texture(image: np.ndarray, face, size: int = 256, *, assets=None, visible_only: bool = True,
-               background=(0, 0, 0)) -> np.ndarray:
+def uv_texture(image: np.ndarray, face: Any, size: int = 256, *, assets: AssetsLike = None,
+               visible_only: bool = True, background: Sequence[int] = (0, 0, 0)) -> np.ndarray:
     """The UV texture of one face.
 
     Args:
         image: (H, W, 3) uint8 BGR photo the face was found in.
         face: a :class:`~ddfa.face.Face`.
         size: texture width and height in pixels.
-        assets: asset store or folder for ``BFM_UV.mat`` (default: see
-            :func:`ddfa.render.assets.render_assets`).
+        assets: asset store or folder for ``BFM_UV.mat`` (default: the face's, see
+            :func:`ddfa.render.assets.assets_of`).
         visible_only: leave texels whose surface point is hidden in the photo (by the face
             itself, e.g. the far cheek of a turned head) at ``background`` instead of copying
             the colour of whatever hides it. Texels whose point lies outside the photo are
@@ -59,8 +63,6 @@ def uv_texture(image: np.ndarray, face, size: int = 256, *, assets=None, visible
     height, width = image.shape[:2]
     keep = (points[:, 0] > -0.5) & (points[:, 0] < width - 0.5) & (points[:, 1] > -0.5) & (points[:, 1] < height - 0.5)
     if visible_only:
-        from .dense import vertex_normals
-
         seen = rasterize(vertices, face.triangles, height, width).depth
         col = np.clip(np.rint(points[:, 0]).astype(np.int64), 0, width - 1)
         row = np.clip(np.rint(points[:, 1]).astype(np.int64), 0, height - 1)

@@ -34,24 +34,59 @@ V2 whitening, the no-neck morphable model. ``width`` defaults to 1.0 (3DDFA's
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field, fields
-from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from ..errors import InputError
+
+LossName = Literal["pdc", "vdc", "wpdc"]
+#: VDC's vertices: the 68 landmarks + ``resample_num`` random ones, or every vertex
+VdcVertices = Literal["resample", "all"]
+MeshName = Literal["noneck", "full"]
+WhiteningName = Literal["v2", "v1"]
+CheckpointPolicy = Literal["all", "last"]
+LogFormat = Literal["csv", "tensorboard", "both"]
+DtypeName = Literal["float32", "float64"]
+
+LOSSES: tuple[str, ...] = get_args(LossName)
 
 #: keys a stage may override
 STAGE_KEYS = ("name", "loss", "lr", "epochs", "milestones", "gamma", "warmup", "warmup_factor",
               "resample_num", "vdc_vertices", "batch_size")
 
 
-@dataclass
+#: numeric stage keys and their types (YAML reads ``1e-5`` as a string: numbers in strings are accepted)
+_STAGE_NUMBERS: dict[str, type] = {"lr": float, "gamma": float, "warmup_factor": float, "epochs": int, "warmup": int,
+                                   "resample_num": int, "batch_size": int}
+
+
+def _number(key: str, value: Any, kind: type, where: str) -> float | int:
+    """``value`` as a float or an int (integral values only), else :class:`InputError`."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if math.isnan(number) or (kind is int and not number.is_integer()):
+        raise InputError(f"{where}{key} must be {'an integer' if kind is int else 'a number'}, got {value!r}")
+    return int(number) if kind is int else number
+
+
+def check_choice(key: str, value: Any, choices: Any, where: str = "") -> None:
+    """Raise :class:`InputError` unless ``value`` is one of the ``Literal`` type ``choices``."""
+    allowed = get_args(choices)
+    if value not in allowed:
+        expected = ", ".join(repr(a) for a in allowed)
+        raise InputError(f"{where}unknown {key} {value!r}; expected one of {expected}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class StageConfig:
     """One phase of training with its own loss, optimizer and learning-rate schedule."""
 
     name: str
-    loss: str
+    loss: LossName
     lr: float
     epochs: int
     milestones: list[int]
@@ -59,7 +94,7 @@ class StageConfig:
     warmup: int
     warmup_factor: float
     resample_num: int
-    vdc_vertices: str
+    vdc_vertices: VdcVertices
     batch_size: int
 
     def lr_at(self, epoch: int) -> float:
@@ -68,14 +103,25 @@ class StageConfig:
             return self.lr * self.warmup_factor
         return self.lr * self.gamma ** sum(1 for m in self.milestones if epoch > m)
 
+    def validate(self) -> None:
+        where = f"stage {self.name!r}: "
+        check_choice("loss", self.loss, LossName, where)
+        if self.batch_size <= 0 or self.epochs <= 0 or self.lr <= 0:
+            raise InputError(f"{where}batch_size, epochs and lr must be positive")
+        check_choice("vdc_vertices", self.vdc_vertices, VdcVertices, where)
 
-@dataclass
+
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
     """Everything ``ddfa train`` needs; see the module docstring for the defaults' origin.
 
     Data: ``train`` / ``val`` are dataset specs (a folder in ddfa's format, a dict for 3DDFA's
     format, or a list of them; see :func:`ddfa.train.data.read_source`). Without ``val``,
     ``val_fraction`` of ``train`` is held out (0 disables validation).
+
+    Model: ``arch`` a registered architecture; ``width`` MobileNet-V1's width multiplier (default
+    1.0, or the ``init`` weights'); ``init`` a model name or checkpoint to start from;
+    ``whitening`` of the outputs (default ``"v2"``, or the ``init`` weights').
     """
 
     train: Any = None
@@ -85,13 +131,13 @@ class TrainConfig:
     arch: str = "mobilenet_v1"
     width: float | None = None
     init: str | None = None
-    whitening: str | None = None
-    mesh: str = "noneck"
+    whitening: WhiteningName | None = None
+    mesh: MeshName = "noneck"
     assets: str | None = None
     # loss and schedule (3DDFA's train_wpdc.sh)
-    loss: str = "wpdc"
+    loss: LossName = "wpdc"
     resample_num: int = 132
-    vdc_vertices: str = "resample"
+    vdc_vertices: VdcVertices = "resample"
     batch_size: int = 512
     lr: float = 0.02
     epochs: int = 50
@@ -104,9 +150,9 @@ class TrainConfig:
     weight_decay: float = 5e-4
     stages: list[dict] | None = None
     # data loading and augmentation
-    augment: Any = True
+    augment: bool | dict[str, float] = True
     num_workers: int = 2
-    preload: Any = "auto"
+    preload: bool | Literal["auto"] = "auto"
     val_batch_size: int = 128
     # run control
     out: str = "runs/train"
@@ -116,17 +162,17 @@ class TrainConfig:
     max_steps: int | None = None
     time_budget: float | None = None
     resume: str | None = None
-    checkpoints: str = "all"
-    log: str = "csv"
+    checkpoints: CheckpointPolicy = "all"
+    log: LogFormat = "csv"
     log_every: int = 50
     progress: bool = True
     sync_bn: bool = True
-    dtype: str = "float32"
+    dtype: DtypeName = "float32"
     export_v2: bool = True
 
     # ------------------------------------------------------------------ construction
     @classmethod
-    def from_dict(cls, data: dict | None) -> "TrainConfig":
+    def from_dict(cls, data: dict | None) -> TrainConfig:
         data = dict(data or {})
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
@@ -137,19 +183,13 @@ class TrainConfig:
         return cfg
 
     @classmethod
-    def from_yaml(cls, path: str | os.PathLike, overrides: dict | None = None) -> "TrainConfig":
+    def from_yaml(cls, path: str | os.PathLike, overrides: dict | None = None) -> TrainConfig:
         """Read a YAML file (keys as the fields here), then apply ``overrides`` (non-None values)."""
         import yaml
 
-        path = Path(path)
-        try:
-            data = yaml.safe_load(path.read_text()) or {}
-        except OSError as exc:
-            raise InputError(f"{path}: cannot read the training config ({exc.strerror})") from None
-        except yaml.YAMLError as exc:
-            raise InputError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
-        if not isinstance(data, dict):
-            raise InputError(f"{path}: the training config must be a mapping of keys to values")
+        from ..io.results import read_mapping
+
+        data = read_mapping(path, lambda text: yaml.safe_load(text) or {}, yaml.YAMLError, "training config")
         data.update({k: v for k, v in (overrides or {}).items() if v is not None})
         return cls.from_dict(data)
 
@@ -157,25 +197,21 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
     def validate(self) -> None:
-        if self.mesh not in ("noneck", "full"):
-            raise InputError(f"mesh must be 'noneck' or 'full', got {self.mesh!r}")
-        if self.checkpoints not in ("all", "last"):
-            raise InputError(f"checkpoints must be 'all' or 'last', got {self.checkpoints!r}")
-        if self.log not in ("csv", "tensorboard", "both"):
-            raise InputError(f"log must be 'csv', 'tensorboard' or 'both', got {self.log!r}")
-        if self.dtype not in ("float32", "float64"):
-            raise InputError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
-        if not 0.0 <= float(self.val_fraction) < 1.0:
-            raise InputError(f"val_fraction must be in [0, 1), got {self.val_fraction}")
-        for stage in self.stage_list():
-            from .losses import LOSSES
+        """Check every choice and range (also of each stage).
 
-            if stage.loss not in LOSSES:
-                raise InputError(f"stage {stage.name!r}: unknown loss {stage.loss!r}; expected one of {LOSSES}")
-            if stage.batch_size <= 0 or stage.epochs <= 0 or stage.lr <= 0:
-                raise InputError(f"stage {stage.name!r}: batch_size, epochs and lr must be positive")
-            if stage.vdc_vertices not in ("resample", "all"):
-                raise InputError(f"vdc_vertices must be 'resample' or 'all', got {stage.vdc_vertices!r}")
+        Raises:
+            InputError: the first value out of its choices or range.
+        """
+        check_choice("mesh", self.mesh, MeshName)
+        if self.whitening is not None:
+            check_choice("whitening", self.whitening, WhiteningName)
+        check_choice("checkpoints", self.checkpoints, CheckpointPolicy)
+        check_choice("log", self.log, LogFormat)
+        check_choice("dtype", self.dtype, DtypeName)
+        if not isinstance(self.val_fraction, (int, float)) or not 0.0 <= self.val_fraction < 1.0:
+            raise InputError(f"val_fraction must be a number in [0, 1), got {self.val_fraction!r}")
+        for stage in self.stage_list():
+            stage.validate()
 
     def stage_list(self) -> list[StageConfig]:
         """The stages to run: ``stages`` entries (each overriding the top-level keys) or one."""
@@ -190,8 +226,13 @@ class TrainConfig:
                 raise InputError(f"stages[{i}]: unknown key(s) {', '.join(unknown)}")
             values = {**base, **entry}
             values.setdefault("name", values["loss"] if len(entries) == 1 else f"{i}-{values['loss']}")
-            values["milestones"] = [int(m) for m in values["milestones"] or []]
+            try:
+                values["milestones"] = [int(m) for m in values["milestones"] or []]
+            except (TypeError, ValueError):
+                raise InputError(f"milestones must be a list of epochs, got {values['milestones']!r}") from None
             values["loss"] = str(values["loss"]).lower()
+            for key, kind in _STAGE_NUMBERS.items():
+                values[key] = _number(key, values[key], kind, f"stages[{i}]: " if self.stages else "")
             out.append(StageConfig(**values))
         return out
 
@@ -203,7 +244,11 @@ def parse_override(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise InputError(f"--set expects KEY=VALUE, got {text!r}")
     key, value = text.split("=", 1)
-    return key.strip(), yaml.safe_load(value)
+    try:
+        return key.strip(), yaml.safe_load(value)
+    except yaml.YAMLError as exc:
+        raise InputError(f"--set {key.strip()}: the value is not valid YAML ({str(exc).splitlines()[0]})") from None
 
 
-__all__ = ["STAGE_KEYS", "StageConfig", "TrainConfig", "parse_override"]
+__all__ = ["LOSSES", "STAGE_KEYS", "LossName", "StageConfig", "TrainConfig", "VdcVertices", "check_choice",
+           "parse_override"]

@@ -29,9 +29,10 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -39,10 +40,11 @@ import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 from ..assets.safe_pickle import load_numpy_pickle
+from ..assets.store import AssetsLike
 from ..errors import InputError
 from ..io.image import read_image
 from ..morphable.frames import CROP_SIZE
-from ..morphable.params import NUM_PARAMS, Whitening
+from ..morphable.params import NUM_PARAMS, Whitening, coefficients, join_params, pose_matrix
 
 DDFA_FORMAT = "ddfa-crops"
 DDFA_FORMAT_VERSION = 1
@@ -51,9 +53,12 @@ PARAMS_FILE = "params.npz"
 #: preload the crops into memory when they take less than this many bytes
 PRELOAD_LIMIT = 2 << 30
 
+#: a dataset entry of a config: a ddfa folder, a dict (see :func:`read_source`) or a list of them
+DatasetSpec = str | os.PathLike | Mapping[str, Any] | Sequence[Any]
+
 
 # ---------------------------------------------------------------------- sources
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class CropSource:
     """Where crops and their parameters are: image paths + (N, 62) de-whitened parameters."""
 
@@ -65,10 +70,10 @@ class CropSource:
     def __len__(self) -> int:
         return len(self.paths)
 
-    def subset(self, index: np.ndarray) -> "CropSource":
+    def subset(self, index: np.ndarray) -> CropSource:
         index = np.asarray(index)
-        return CropSource([self.paths[i] for i in index], self.params[index], self.description,
-                          None if self.pose is None else self.pose[index])
+        return CropSource(paths=[self.paths[i] for i in index], params=self.params[index],
+                          description=self.description, pose=None if self.pose is None else self.pose[index])
 
 
 def read_ddfa_dataset(folder: str | os.PathLike) -> CropSource:
@@ -92,7 +97,7 @@ def read_ddfa_dataset(folder: str | os.PathLike) -> CropSource:
         raise InputError(f"{npz_path}: crops of size {meta.get('size')} are not supported (120 only)")
     _check_params(params, len(names), npz_path)
     paths = [folder / IMAGE_DIR / n for n in names]
-    return CropSource(paths, params, f"ddfa:{folder}", pose)
+    return CropSource(paths=paths, params=params, description=f"ddfa:{folder}", pose=pose)
 
 
 def read_3ddfa_dataset(root: str | os.PathLike, filelist: str | os.PathLike, param_pickle: str | os.PathLike,
@@ -110,10 +115,10 @@ def read_3ddfa_dataset(root: str | os.PathLike, filelist: str | os.PathLike, par
         names = [line.strip() for line in filelist.read_text().splitlines() if line.strip()]
     except OSError as exc:
         raise InputError(f"{filelist}: cannot read the image list ({exc.strerror})") from None
-    raw = np.asarray(load_numpy_pickle(param_pickle), dtype=np.float32)
+    raw = np.asarray(load_numpy_pickle(Path(param_pickle)), dtype=np.float32)
     _check_params(raw, len(names), Path(param_pickle))
     params = whitening.dewhiten(raw).astype(np.float32)
-    return CropSource([root / n for n in names], params, f"3ddfa:{filelist}")
+    return CropSource(paths=[root / n for n in names], params=params, description=f"3ddfa:{filelist}")
 
 
 def _check_params(params: np.ndarray, count: int, source: Path) -> None:
@@ -125,47 +130,52 @@ def _check_params(params: np.ndarray, count: int, source: Path) -> None:
         raise InputError(f"{source}: parameters contain NaN or infinity")
 
 
-def read_source(spec, whitenings: dict[str, Whitening] | None = None, store=None) -> CropSource:
+def read_source(spec: DatasetSpec, whitenings: Mapping[str, Whitening] | None = None,
+                store: AssetsLike = None) -> CropSource:
     """A dataset from a config entry.
 
     ``spec`` is a folder in ddfa's format (a string), or a dict ``{"format": "3ddfa", "root":
     DIR, "list": FILE, "params": PKL, "whitening": "v1"}``, or ``{"format": "ddfa", "path": DIR}``.
-    Several specs in a list are concatenated.
+    Several specs in a list are concatenated. ``whitenings`` are already loaded whitenings by
+    name; others are loaded from ``store``.
+
+    Raises:
+        InputError: a malformed entry, or a dataset that cannot be read.
     """
     if isinstance(spec, (list, tuple)):
         parts = [read_source(s, whitenings, store) for s in spec]
         if not parts:
             raise InputError("empty list of datasets")
         return CropSource(
-            [p for part in parts for p in part.paths],
-            np.concatenate([part.params for part in parts]),
-            "+".join(part.description for part in parts),
+            paths=[p for part in parts for p in part.paths],
+            params=np.concatenate([part.params for part in parts]),
+            description="+".join(part.description for part in parts),
         )
     if isinstance(spec, (str, os.PathLike)):
         return read_ddfa_dataset(spec)
-    if isinstance(spec, dict):
+    if isinstance(spec, Mapping):
         fmt = spec.get("format", "ddfa")
+        if fmt not in ("ddfa", "3ddfa"):
+            raise InputError(f"unknown dataset format {fmt!r}; expected 'ddfa' or '3ddfa'")
+        missing = [k for k in (("path",) if fmt == "ddfa" else ("root", "list", "params")) if k not in spec]
+        if missing:
+            raise InputError(f"{fmt} dataset entry {spec} lacks {', '.join(missing)}")
         if fmt == "ddfa":
             return read_ddfa_dataset(spec["path"])
-        if fmt == "3ddfa":
-            name = spec.get("whitening", "v1")
-            if whitenings and name in whitenings:
-                white = whitenings[name]
-            else:
-                from ..assets.store import resolve_assets
-                from ..morphable.params import load_whitening
+        name = spec.get("whitening", "v1")
+        if whitenings and name in whitenings:
+            white = whitenings[name]
+        else:
+            from ..assets.store import resolve_assets
+            from ..morphable.params import load_whitening
 
-                white = load_whitening(resolve_assets(store), name)
-            missing = [k for k in ("root", "list", "params") if k not in spec]
-            if missing:
-                raise InputError(f"3ddfa dataset entry {spec} lacks {', '.join(missing)}")
-            return read_3ddfa_dataset(spec["root"], spec["list"], spec["params"], white)
-        raise InputError(f"unknown dataset format {fmt!r}; expected 'ddfa' or '3ddfa'")
+            white = load_whitening(resolve_assets(store), name)
+        return read_3ddfa_dataset(spec["root"], spec["list"], spec["params"], white)
     raise InputError(f"cannot read a dataset from {spec!r}")
 
 
 # ---------------------------------------------------------------------- augmentation
-@dataclass
+@dataclass(frozen=True, kw_only=True)
 class AugmentConfig:
     """Random augmentations that keep image and parameters consistent.
 
@@ -191,19 +201,30 @@ class AugmentConfig:
     rotate: float = 0.0
 
     @classmethod
-    def none(cls) -> "AugmentConfig":
+    def none(cls) -> AugmentConfig:
+        """Every augmentation off."""
         return cls(**{f.name: 0.0 for f in fields(cls)})
 
     @classmethod
-    def from_dict(cls, data: dict | None) -> "AugmentConfig":
+    def from_dict(cls, data: Mapping[str, float] | bool | None) -> AugmentConfig:
+        """From a config's ``augment`` value: True (defaults), False / None (off) or a mapping.
+
+        Raises:
+            InputError: an unknown option, a value that is not a number, or another type.
+        """
         if data is None or data is False:
             return cls.none()
         if data is True:
             return cls()
+        if not isinstance(data, Mapping):
+            raise InputError(f"augment must be true, false or a mapping of options, got {data!r}")
         unknown = set(data) - {f.name for f in fields(cls)}
         if unknown:
-            raise InputError(f"unknown augmentation option(s): {', '.join(sorted(unknown))}")
-        return cls(**{k: float(v) for k, v in data.items()})
+            raise InputError(f"unknown augmentation option(s): {', '.join(sorted(map(str, unknown)))}")
+        try:
+            return cls(**{k: float(v) for k, v in data.items()})
+        except (TypeError, ValueError):
+            raise InputError(f"augmentation options must be numbers, got {dict(data)}") from None
 
     @property
     def geometric(self) -> bool:
@@ -237,19 +258,18 @@ def jitter_params(params: np.ndarray, matrix: np.ndarray, size: int = CROP_SIZE)
         similarity's scale so that the 3D transform stays a similarity. Shape and expression are
         unchanged.
     """
-    params = np.array(params, dtype=np.float64, copy=True)
+    params = np.asarray(params, dtype=np.float64)
     lin, off = np.asarray(matrix, dtype=np.float64)[:, :2], np.asarray(matrix, dtype=np.float64)[:, 2]
     flip = np.diag([1.0, -1.0])
     e = np.array([1.0, float(size)])
     big_l = flip @ lin @ flip
     shift = e - big_l @ e + flip @ off
-    pose = params[..., :12].reshape(*params.shape[:-1], 3, 4)
+    pose = pose_matrix(params)
     new = pose.copy()
     new[..., :2, :] = np.einsum("ij,...jk->...ik", big_l, pose[..., :2, :])
     new[..., :2, 3] += shift
     new[..., 2, :] *= np.sqrt(abs(np.linalg.det(lin)))
-    params[..., :12] = new.reshape(*params.shape[:-1], 12)
-    return params.astype(np.float32)
+    return join_params(new, coefficients(params)).astype(np.float32)
 
 
 def colour_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
@@ -271,7 +291,8 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, cfg: AugmentConfi
     return np.clip(img, 0, 255)
 
 
-def augment(image: np.ndarray, params: np.ndarray, rng: np.random.Generator, cfg: AugmentConfig):
+def augment(image: np.ndarray, params: np.ndarray, rng: np.random.Generator,
+            cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
     """Augment one (120, 120, 3) BGR crop and its (62,) parameters; returns float32 image, params."""
     if cfg.geometric:
         matrix = jitter_matrix(rng, cfg, image.shape[0])
@@ -309,7 +330,8 @@ class CropDataset(Dataset):
         seed: augmentation seed.
     """
 
-    def __init__(self, source: CropSource, augment: AugmentConfig | None = None, preload="auto", seed: int = 0):
+    def __init__(self, source: CropSource, augment: AugmentConfig | None = None,
+                 preload: bool | Literal["auto"] = "auto", seed: int = 0):
         self.source = source
         self.augment = augment or AugmentConfig.none()
         self.seed = int(seed)
@@ -327,7 +349,7 @@ class CropDataset(Dataset):
     def image(self, index: int) -> np.ndarray:
         return self.images[index] if self.images is not None else read_crop(self.source.paths[index])
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
         image, params = self.image(index), self.source.params[index]
         if self.augment != AugmentConfig.none():
             rng = np.random.default_rng([self.seed, self.epoch, int(index)])
@@ -355,8 +377,8 @@ def make_loader(dataset: CropDataset, batch_size: int, *, shuffle: bool, seed: i
     ``num_workers`` worker processes decode and augment (each single-threaded); 2 keeps two
     CPU cores busy.
     """
-    sampler = DistributedSampler(dataset, num_replicas=world_size, rank=rank, shuffle=shuffle, seed=seed,
-                                 drop_last=drop_last)
+    sampler: DistributedSampler[int] = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
+                                                          shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                       pin_memory=pin_memory, drop_last=drop_last, worker_init_fn=_worker_init,
                       persistent_workers=False)
@@ -372,7 +394,8 @@ def write_ddfa_dataset(folder: str | os.PathLike, names: Sequence[str], params: 
     info = {"format": DDFA_FORMAT, "version": DDFA_FORMAT_VERSION, "size": CROP_SIZE, "frame": "ddfa-crop",
             "params": "de-whitened 62-d: P (3x4 row-major), 40 shape, 10 expression"}
     info.update(meta or {})
-    arrays = {"params": params, "names": np.asarray(list(names), dtype=str), "meta": np.asarray(json.dumps(info))}
+    arrays: dict[str, Any] = {"params": params, "names": np.asarray(list(names), dtype=str),
+                              "meta": np.asarray(json.dumps(info))}
     if pose is not None:
         arrays["pose"] = np.asarray(pose, dtype=np.float32)
     path = folder / PARAMS_FILE

@@ -23,7 +23,7 @@ import torch.distributed as dist
 from torch import nn
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class DistInfo:
     """This process's place in the job: ``rank`` of ``world_size``, ``local_rank`` on its node."""
 
@@ -43,7 +43,8 @@ class DistInfo:
 def dist_info_from_env() -> DistInfo:
     """Read torchrun's ``RANK`` / ``LOCAL_RANK`` / ``WORLD_SIZE`` (one process if unset)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    return DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("LOCAL_RANK", "0")), world)
+    return DistInfo(rank=int(os.environ.get("RANK", "0")), local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+                    world_size=world)
 
 
 def init_distributed(info: DistInfo, device: torch.device) -> None:
@@ -102,13 +103,14 @@ class DistributedBatchNorm2d(nn.BatchNorm2d):
         mean = all_reduce_sum(x.sum(dims)) / total
         centred = x - mean[None, :, None, None]
         var = all_reduce_sum((centred * centred).sum(dims)) / total
-        if self.track_running_stats:
+        tracked, running_mean, running_var = self.num_batches_tracked, self.running_mean, self.running_var
+        if self.track_running_stats and tracked is not None and running_mean is not None and running_var is not None:
             with torch.no_grad():
-                self.num_batches_tracked += 1
-                factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
-                self.running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
+                tracked.add_(1)
+                factor = 1.0 / float(tracked) if self.momentum is None else self.momentum
+                running_mean.mul_(1 - factor).add_(mean.detach(), alpha=factor)
                 unbiased = var.detach() * (total / max(total - 1.0, 1.0))
-                self.running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
+                running_var.mul_(1 - factor).add_(unbiased, alpha=factor)
         out = centred * torch.rsqrt(var + self.eps)[None, :, None, None]
         if self.affine:
             out = out * self.weight[None, :, None, None] + self.bias[None, :, None, None]

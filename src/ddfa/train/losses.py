@@ -2,8 +2,9 @@
 
 Every loss takes the network output ``pred`` and the target, both **whitened** (B, 62) tensors
 (``(p - mean) / std`` with the :class:`~ddfa.morphable.params.Whitening` given to the loss), and
-returns a scalar tensor. They run on whatever device the inputs are on (the morphable model and
-whitening are buffers that move with ``.to(device)``) and in the inputs' dtype.
+returns a scalar tensor. They run on whatever device the inputs are on (the morphable model is a
+set of buffers that move with ``.to(device)``; the whitening follows each input's device and dtype)
+and in the inputs' dtype.
 
 * :class:`PDCLoss` (Parameter Distance Cost): mean squared error of the whitened parameters.
 * :class:`VDCLoss` (Vertex Distance Cost): mean squared distance, per coordinate, between the
@@ -27,38 +28,42 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 import torch
 from torch import nn
 
 from ..errors import InputError
 from ..morphable.model import MorphableModel
-from ..morphable.params import NUM_PARAMS, Whitening
+from ..morphable.params import COEFFICIENTS, NUM_PARAMS, POSE, TRANSLATION_Z, Whitening, coefficients, pose_matrix
+from ..morphable.reconstruct import shape_points
 from ..morphable.torch_model import TorchMorphableModel
+from .config import LOSSES, LossName, VdcVertices, check_choice
 
-#: Scale converting shape/expression-coefficient displacements into crop pixels in the WPDC
-#: weights: a typical pose scale ``s`` of 120x120 training crops. Fitted to 3DDFA's reference
-#: weights (``golden/losses.npz``), against which it reproduces them to 1e-7.
-WPDC_SHAPE_SCALE = 5.7339936e-4
+#: 3DDFA's ``magic_number`` (``0.00057339936``, commented "scale" in its ``wpdc_loss.py``): the
+#: factor of the shape/expression weights of WPDC, which turns a coefficient's basis-column norm
+#: into crop pixels. It is of the order of a face's pose scale ``s`` in a 120x120 crop (``ddfa
+#: synth`` draws ``s`` in [5.1e-4, 6.7e-4]); ddfa keeps upstream's value for parity with 3DDFA's
+#: weights (``tests/train/test_losses.py``).
+WPDC_MAGIC_NUMBER = 5.7339936e-4
 #: Added to every raw WPDC weight before normalising (keeps all-zero rows finite).
 WPDC_EPS = 1e-6
 
-LOSSES = ("pdc", "vdc", "wpdc")
-
 
 class _ModelLoss(nn.Module):
-    """Base class: holds the whitening and the morphable model as buffers."""
+    """Base class: holds the :class:`Whitening` (applied on each input's device, in its dtype)
+    and the morphable model (buffers that move with ``.to(device)``)."""
 
     def __init__(self, model: MorphableModel, whitening: Whitening):
         super().__init__()
-        self.register_buffer("param_mean", torch.as_tensor(np.array(whitening.mean, dtype=np.float32)))
-        self.register_buffer("param_std", torch.as_tensor(np.array(whitening.std, dtype=np.float32)))
-        self.whitening_name = whitening.name
+        self.whitening = whitening
         self.morphable = TorchMorphableModel(model)
 
+    @property
+    def whitening_name(self) -> str:
+        return self.whitening.name
+
     def dewhiten(self, whitened: torch.Tensor) -> torch.Tensor:
-        """(B, 62) whitened -> de-whitened parameters, in the input's dtype."""
-        return whitened * self.param_std.to(whitened.dtype) + self.param_mean.to(whitened.dtype)
+        """(B, 62) whitened -> de-whitened parameters, on the input's device, in its dtype."""
+        return self.whitening.dewhiten(whitened)
 
     def vertex_ids(self, resample_num: int | None, generator: torch.Generator | None = None) -> torch.Tensor | None:
         """Vertex subset: None for all vertices, else the 68 landmarks + ``resample_num`` random ids.
@@ -74,14 +79,10 @@ class _ModelLoss(nn.Module):
             ids = torch.cat([ids, extra.to(ids.device)])
         return ids
 
-    def shapes(self, coeffs: torch.Tensor, ids: torch.Tensor | None) -> torch.Tensor:
-        """(B, 50) shape+expression coefficients -> (B, V, 3) un-posed shapes at vertices ``ids``."""
-        if ids is None:
-            mean, basis = self.morphable.mean, self.morphable.basis
-        else:
-            mean, basis = self.morphable.mean[ids], self.morphable.basis[_rows(ids)]
-        mean, basis = mean.to(coeffs.dtype), basis.to(coeffs.dtype)
-        return (coeffs @ basis.T).reshape(coeffs.shape[0], -1, 3) + mean
+    def subset(self, ids: torch.Tensor | None, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(mean (V, 3), basis (3V, 50))`` at vertices ``ids`` (None: all), in ``dtype``."""
+        mean, basis = (self.morphable.mean, self.morphable.basis) if ids is None else self.morphable.subset(ids)
+        return mean.to(dtype), basis.to(dtype)
 
     def _check(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         if pred.shape != target.shape or pred.ndim != 2 or pred.shape[1] != NUM_PARAMS:
@@ -91,15 +92,11 @@ class _ModelLoss(nn.Module):
             )
 
 
-def _rows(ids: torch.Tensor) -> torch.Tensor:
-    """(V,) vertex ids -> (3V,) rows of the interleaved basis."""
-    return (3 * ids[:, None] + torch.arange(3, device=ids.device)).reshape(-1)
-
-
 class PDCLoss(nn.Module):
     """Parameter Distance Cost: ``mean((pred - target)²)`` over the (B, 62) whitened parameters."""
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, generator=None) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.mean((pred - target) ** 2)
 
 
@@ -118,12 +115,13 @@ class VDCLoss(_ModelLoss):
         super().__init__(model, whitening)
         self.resample_num = resample_num
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, generator=None) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         self._check(pred, target)
         ids = self.vertex_ids(self.resample_num, generator)
-        p, g = self.dewhiten(pred), self.dewhiten(target)
+        p, g = self.dewhiten(pred).clone(), self.dewhiten(target)
         # the z translation does not change the projection: use the target's
-        p = torch.cat([p[:, :11], g[:, 11:12], p[:, 12:]], dim=1)
+        p[:, TRANSLATION_Z] = g[:, TRANSLATION_Z]
         dense = ids is None
         vertices = self.morphable(p, dense=dense, vertex_ids=ids)
         target_vertices = self.morphable(g, dense=dense, vertex_ids=ids)
@@ -135,7 +133,7 @@ def wpdc_weights(
     target: torch.Tensor,
     shapes: torch.Tensor,
     basis: torch.Tensor,
-    shape_scale: float = WPDC_SHAPE_SCALE,
+    shape_scale: float = WPDC_MAGIC_NUMBER,
     eps: float = WPDC_EPS,
 ) -> torch.Tensor:
     """WPDC's per-parameter weights (B, 62), each row normalised so that its maximum is 1.
@@ -146,11 +144,12 @@ def wpdc_weights(
 
     * pose entry ``P[r, c]``, ``c < 3``: ``|Δ P[r,c]| · ‖S_c‖``, ``S_c`` the c-th coordinate of
       the target's un-posed shape over the V vertices;
-    * translation ``P[r, 3]``: ``|Δ t_r| · sqrt(V)``; the z translation ``P[2, 3]`` (index 11)
-      does not affect the projection and gets weight 0;
+    * translation ``P[r, 3]``: ``|Δ t_r| · sqrt(V)``; the z translation ``P[2, 3]``
+      (:data:`~ddfa.morphable.params.TRANSLATION_Z`) does not affect the projection and gets
+      weight 0;
     * shape/expression coefficient ``j``: ``shape_scale · |Δ α_j| · ‖W_j‖`` with ``W_j`` the
-      basis column over the V vertices and ``shape_scale`` a typical pose scale ``s`` (a
-      rotation keeps the norm).
+      basis column over the V vertices and ``shape_scale`` 3DDFA's constant
+      :data:`WPDC_MAGIC_NUMBER` (standing in for the pose scale ``s``; a rotation keeps the norm).
 
     ``eps`` is added before dividing each row by its maximum.
 
@@ -164,11 +163,10 @@ def wpdc_weights(
         coord_norm = shapes.norm(dim=1)  # (B, 3): ‖S_x‖, ‖S_y‖, ‖S_z‖
         sqrt_v = math.sqrt(shapes.shape[1])
         weights = torch.zeros_like(diff)
-        pose_diff = diff[:, :12].reshape(-1, 3, 4)
         pose_norm = torch.cat([coord_norm, torch.full_like(coord_norm[:, :1], sqrt_v)], dim=1)  # (B, 4)
-        weights[:, :12] = (pose_diff * pose_norm[:, None, :]).reshape(-1, 12) + eps
-        weights[:, 11] = 0.0
-        weights[:, 12:] = shape_scale * diff[:, 12:] * basis.norm(dim=0) + eps
+        weights[:, POSE] = (pose_matrix(diff) * pose_norm[:, None, :]).flatten(1) + eps
+        weights[:, TRANSLATION_Z] = 0.0
+        weights[:, COEFFICIENTS] = shape_scale * coefficients(diff) * basis.norm(dim=0) + eps
         weights /= weights.max(dim=1, keepdim=True).values
     return weights
 
@@ -184,27 +182,29 @@ class WPDCLoss(_ModelLoss):
     """
 
     def __init__(self, model: MorphableModel, whitening: Whitening, resample_num: int = 132,
-                 shape_scale: float = WPDC_SHAPE_SCALE):
+                 shape_scale: float = WPDC_MAGIC_NUMBER):
         super().__init__(model, whitening)
         self.resample_num = int(resample_num)
         self.shape_scale = float(shape_scale)
 
-    def weights(self, pred: torch.Tensor, target: torch.Tensor, generator=None) -> torch.Tensor:
+    def weights(self, pred: torch.Tensor, target: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         """(B, 62) weights for whitened ``pred`` / ``target`` (see :func:`wpdc_weights`)."""
         self._check(pred, target)
         ids = self.vertex_ids(self.resample_num, generator)
         with torch.no_grad():
             p, g = self.dewhiten(pred.detach()), self.dewhiten(target.detach())
-            basis = self.morphable.basis[_rows(ids)].to(p.dtype)
-            return wpdc_weights(p, g, self.shapes(g[:, 12:], ids), basis, self.shape_scale)
+            mean, basis = self.subset(ids, p.dtype)
+            return wpdc_weights(p, g, shape_points(coefficients(g), mean, basis), basis, self.shape_scale)
 
-    def forward(self, pred: torch.Tensor, target: torch.Tensor, generator=None) -> torch.Tensor:
+    def forward(self, pred: torch.Tensor, target: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
         weights = self.weights(pred, target, generator)
         return torch.mean(weights * (pred - target) ** 2)
 
 
-def build_loss(name: str, model: MorphableModel, whitening: Whitening, *, resample_num: int = 132,
-               vdc_vertices: str = "resample") -> nn.Module:
+def build_loss(name: LossName, model: MorphableModel, whitening: Whitening, *, resample_num: int = 132,
+               vdc_vertices: VdcVertices = "resample") -> nn.Module:
     """A loss by name (``"pdc"``, ``"vdc"``, ``"wpdc"``) configured as 3DDFA's training did.
 
     Args:
@@ -212,13 +212,12 @@ def build_loss(name: str, model: MorphableModel, whitening: Whitening, *, resamp
         vdc_vertices: ``"resample"`` (landmarks + ``resample_num``, 3DDFA's ``train.py``
             default) or ``"all"`` (every vertex).
     """
-    name = name.lower()
-    if name == "pdc":
+    key = str(name).lower()
+    if key == "pdc":
         return PDCLoss()
-    if name == "vdc":
-        if vdc_vertices not in ("resample", "all"):
-            raise InputError(f"vdc_vertices must be 'resample' or 'all', got {vdc_vertices!r}")
+    if key == "vdc":
+        check_choice("vdc_vertices", vdc_vertices, VdcVertices)
         return VDCLoss(model, whitening, resample_num=None if vdc_vertices == "all" else resample_num)
-    if name == "wpdc":
+    if key == "wpdc":
         return WPDCLoss(model, whitening, resample_num=resample_num)
     raise InputError(f"unknown loss {name!r}; expected one of {', '.join(LOSSES)}")

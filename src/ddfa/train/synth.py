@@ -26,25 +26,40 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Literal
 
 import cv2
 import numpy as np
 
+from ..assets.store import AssetsLike
+from ..caching import ContentCache
 from ..errors import InputError
 from ..morphable.frames import CROP_SIZE, model_to_crop
-from ..morphable.model import MorphableModel
-from ..morphable.params import NUM_PARAMS, Whitening
+from ..morphable.model import MeshVariant, MorphableModel
+from ..morphable.params import (
+    NUM_COEFFICIENTS,
+    NUM_PARAMS,
+    NUM_SHAPE,
+    TRANSLATION_Z,
+    Whitening,
+    coefficients,
+    join_params,
+)
 from ..morphable.pose import angles_to_rotation, pose_angles
 from .data import IMAGE_DIR, write_3ddfa_dataset, write_ddfa_dataset
+
+SynthFormat = Literal["ddfa", "3ddfa", "both"]
+ImageExt = Literal["png", "jpg"]
 
 #: where the centre of the landmarks' bounding box sits in 3DDFA's 120x120 crops (crop pixels)
 CROP_CENTRE = (59.75, 59.8)
 SUPERSAMPLE = 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SynthConfig:
     """Ranges of the random faces (angles in degrees, scale in crop pixels per model unit)."""
 
@@ -58,8 +73,11 @@ class SynthConfig:
     expression_scale: float = 1.0
 
 
+DEFAULT_SYNTH = SynthConfig()
+
+
 # ---------------------------------------------------------------------- per-model precomputation
-class _ModelCache:
+class _ModelFeatures:
     """Per-vertex albedo features of one morphable model (computed once)."""
 
     def __init__(self, model: MorphableModel):
@@ -83,47 +101,42 @@ class _ModelCache:
         self.brows = near([list(range(17, 22)), list(range(22, 27))], 0.018)
         self.eyes = near([list(range(36, 42)) + [36], list(range(42, 48)) + [42]], 0.012)
         self.lips = near([list(range(48, 60)) + [48], list(range(60, 68)) + [60]], 0.018)
-        tris = model.triangles.astype(np.int64)
-        self.triangles = tris
 
 
-_CACHES: dict[int, _ModelCache] = {}
+#: albedo features per morphable model. The key is the model object's id: the value holds the
+#: model (so the id is not reused while cached) and its arrays are read-only, and
+#: :func:`~ddfa.morphable.load_morphable_model` returns one object per content.
+_FEATURES: ContentCache[_ModelFeatures] = ContentCache("synthesis albedo features")
 
 
-def _cache(model: MorphableModel) -> _ModelCache:
-    key = id(model)
-    if key not in _CACHES:
-        _CACHES[key] = _ModelCache(model)
-    return _CACHES[key]
+def _features(model: MorphableModel) -> _ModelFeatures:
+    return _FEATURES.get_or_build(("synth-albedo", id(model)), lambda: _ModelFeatures(model))
 
 
 # ---------------------------------------------------------------------- sampling
 def sample_params(rng: np.random.Generator, whitening: Whitening, model: MorphableModel,
-                  cfg: SynthConfig = SynthConfig()) -> np.ndarray:
+                  cfg: SynthConfig = DEFAULT_SYNTH) -> np.ndarray:
     """One random (62,) float32 de-whitened parameter vector (see the module docstring)."""
-    params = np.zeros(NUM_PARAMS, dtype=np.float64)
-    z = np.clip(rng.standard_normal(50), -cfg.coeff_clip, cfg.coeff_clip)
-    z[40:] *= cfg.expression_scale
-    params[12:] = whitening.mean[12:].astype(np.float64) + whitening.std[12:].astype(np.float64) * z
+    z = np.clip(rng.standard_normal(NUM_COEFFICIENTS), -cfg.coeff_clip, cfg.coeff_clip)
+    z[NUM_SHAPE:] *= cfg.expression_scale  # expression coefficients follow the shape ones
+    coeffs = coefficients(whitening.mean).astype(np.float64) + coefficients(whitening.std).astype(np.float64) * z
     yaw = rng.uniform(-cfg.max_yaw, cfg.max_yaw)
     pitch = np.clip(rng.normal(0.0, cfg.pitch_std), -cfg.max_pitch_roll, cfg.max_pitch_roll)
     roll = np.clip(rng.normal(0.0, cfg.roll_std), -cfg.max_pitch_roll, cfg.max_pitch_roll)
     scale = rng.uniform(*cfg.scale_range)
     pose = np.zeros((3, 4))
     pose[:, :3] = scale * angles_to_rotation(yaw, pitch, roll)
-    params[:12] = pose.ravel()
-    lm = model_to_crop(model.landmarks(params))  # translation 0
+    lm = model_to_crop(model.landmarks(join_params(pose, coeffs)))  # translation 0
     centre = (lm[:, :2].min(0) + lm[:, :2].max(0)) / 2
     target = np.asarray(CROP_CENTRE) + rng.uniform(-cfg.centre_jitter, cfg.centre_jitter, 2)
     # crop x = Vx - 1 and crop y = 120 - Vy: move by +dx in x and -dy in model y
     pose[0, 3] = target[0] - centre[0]
     pose[1, 3] = -(target[1] - centre[1])
-    pose[2, 3] = float(whitening.mean[11])
-    params[:12] = pose.ravel()
-    return params.astype(np.float32)
+    pose[2, 3] = float(whitening.mean[TRANSLATION_Z])
+    return join_params(pose, coeffs).astype(np.float32)
 
 
-def _skin_albedo(rng: np.random.Generator, cache: _ModelCache) -> np.ndarray:
+def _skin_albedo(rng: np.random.Generator, cache: _ModelFeatures) -> np.ndarray:
     """(N, 3) float32 BGR albedo in [0, 1]."""
     dark, light = np.array([0.16, 0.23, 0.35]), np.array([0.72, 0.80, 0.93])  # BGR
     tone = (dark + (light - dark) * rng.uniform(0.0, 1.0) + rng.normal(0, 0.03, 3)).astype(np.float32)
@@ -139,16 +152,6 @@ def _skin_albedo(rng: np.random.Generator, cache: _ModelCache) -> np.ndarray:
         albedo += weight[:, None] * (colour.astype(np.float32)[None, :] - albedo)
     albedo += rng.normal(0, 0.01, albedo.shape).astype(np.float32)
     return np.clip(albedo, 0.0, 1.0)
-
-
-def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """(N, 3) unit normals of a mesh in a right-handed frame (y up, z towards the camera)."""
-    v0, v1, v2 = (vertices[triangles[:, k]] for k in range(3))
-    face = np.cross(v2 - v0, v1 - v0)  # outward for the meshes of ddfa.morphable
-    n = len(vertices)
-    normals = np.stack([sum(np.bincount(triangles[:, k], face[:, c], minlength=n) for k in range(3))
-                        for c in range(3)], axis=1)
-    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
 
 
 def _background(rng: np.random.Generator, size: int) -> np.ndarray:
@@ -192,8 +195,9 @@ def render_face(params: np.ndarray, model: MorphableModel, rng: np.random.Genera
         the face in [0, 1].
     """
     from ..render import rasterize
+    from ..render.dense import vertex_normals
 
-    cache = _cache(model)
+    cache = _features(model)
     k = SUPERSAMPLE
     hi = size * k
     posed = model.vertices(np.asarray(params, np.float32))  # model frame, y up, (N, 3)
@@ -202,7 +206,8 @@ def render_face(params: np.ndarray, model: MorphableModel, rng: np.random.Genera
     verts[:, :2] = (crop[:, :2] + 0.5) * k - 0.5  # pixel centres of the supersampled image
     verts[:, 2] = crop[:, 2] * k
     raster = rasterize(verts, model.triangles, hi, hi)
-    normals = _vertex_normals(posed - posed.mean(0), cache.triangles)  # rotation only matters
+    # unit normals out of the face; the crop frame has y down: flip y back to the model frame
+    normals = vertex_normals(crop, model.triangles) * np.array([1.0, -1.0, 1.0], np.float32)
     light = np.array([rng.uniform(-1, 1), rng.uniform(-1, 1), rng.uniform(0.3, 1.5)])
     light /= np.linalg.norm(light)
     ambient, diffuse = rng.uniform(0.25, 0.6), rng.uniform(0.35, 0.85)
@@ -215,21 +220,19 @@ def render_face(params: np.ndarray, model: MorphableModel, rng: np.random.Genera
     albedo = _skin_albedo(rng, cache)
     shade = (np.float32(ambient) + np.float32(diffuse) * lambert)[:, None] * tint.astype(np.float32)
     colour = (albedo * shade + spec[:, None].astype(np.float32)) * np.float32(255.0)
-    background = _background(rng, hi)
-    image = background.reshape(-1, 3)
-    image[raster.pixels] = raster.interpolate_pixels(np.clip(colour, 0, 255), model.triangles)
-    image = image.reshape(hi, hi, 3)
+    pixels = _background(rng, hi).reshape(-1, 3)
+    pixels[raster.pixels] = raster.interpolate_pixels(np.clip(colour, 0, 255), model.triangles)
+    image: np.ndarray = pixels.reshape(hi, hi, 3)
     if rng.random() < 0.3:
         image = cv2.GaussianBlur(image, (0, 0), rng.uniform(0.3, 1.2))
-    mask = raster.mask.astype(np.float32)
     image = cv2.resize(image, (size, size), interpolation=cv2.INTER_AREA)
-    mask = cv2.resize(mask, (size, size), interpolation=cv2.INTER_AREA)
+    mask: np.ndarray = cv2.resize(raster.mask.astype(np.float32), (size, size), interpolation=cv2.INTER_AREA)
     image += rng.normal(0, rng.uniform(0, 4), image.shape).astype(np.float32)
     return np.clip(np.rint(image), 0, 255).astype(np.uint8), mask
 
 
 def synth_sample(index: int, seed: int, model: MorphableModel, whitening: Whitening,
-                 cfg: SynthConfig = SynthConfig()):
+                 cfg: SynthConfig = DEFAULT_SYNTH) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Face ``index`` of seed ``seed``: ``(image (120,120,3) uint8 BGR, params (62,) float32, mask)``."""
     rng = np.random.default_rng([int(seed), int(index)])
     params = sample_params(rng, whitening, model, cfg)
@@ -237,34 +240,81 @@ def synth_sample(index: int, seed: int, model: MorphableModel, whitening: Whiten
     return image, params, mask
 
 
-def _work(args):
-    start, stop, seed, out, store_root, mesh, white_name, cfg_dict, ext = args
+@dataclass(frozen=True, kw_only=True)
+class _Chunk:
+    """Faces ``start`` to ``stop - 1`` of a run, for one worker (plain values: it is pickled)."""
+
+    start: int
+    stop: int
+    seed: int
+    out: str
+    asset_root: str
+    mesh: MeshVariant
+    whitening: str
+    cfg: SynthConfig
+    image_ext: ImageExt
+
+
+def _render_chunk(chunk: _Chunk) -> tuple[int, np.ndarray]:
+    """Render and write one chunk's crops; returns ``(start, (stop - start, 62) float32 params)``."""
     from ..assets.store import AssetStore
     from ..morphable.model import load_morphable_model
     from ..morphable.params import load_whitening
 
     cv2.setNumThreads(1)
-    store = AssetStore(store_root)
-    model, white = load_morphable_model(store, mesh), load_whitening(store, white_name)
-    cfg = SynthConfig(**cfg_dict)
-    params = np.empty((stop - start, NUM_PARAMS), np.float32)
-    for i in range(start, stop):
-        image, p, _ = synth_sample(i, seed, model, white, cfg)
-        params[i - start] = p
-        cv2.imwrite(str(Path(out) / IMAGE_DIR / f"{i:07d}.{ext}"), image)
-    return start, params
+    store = AssetStore(chunk.asset_root)
+    model, white = load_morphable_model(store, chunk.mesh), load_whitening(store, chunk.whitening)
+    params = np.empty((chunk.stop - chunk.start, NUM_PARAMS), np.float32)
+    for i in range(chunk.start, chunk.stop):
+        image, p, _ = synth_sample(i, chunk.seed, model, white, chunk.cfg)
+        params[i - chunk.start] = p
+        cv2.imwrite(str(Path(chunk.out) / IMAGE_DIR / f"{i:07d}.{chunk.image_ext}"), image)
+    return chunk.start, params
 
 
-def synthesize(out: str | os.PathLike, num: int, *, seed: int = 0, store=None, mesh: str = "noneck",
-               whitening: str = "v2", workers: int = 1, fmt: str = "ddfa", image_ext: str = "png",
-               cfg: SynthConfig = SynthConfig(), progress: bool = False) -> Path:
+def _check_synth_options(num: int, fmt: str, image_ext: str) -> None:
+    if num <= 0:
+        raise InputError(f"--num must be positive, got {num}")
+    if fmt not in ("ddfa", "3ddfa", "both"):
+        raise InputError(f"format must be 'ddfa', '3ddfa' or 'both', got {fmt!r}")
+    if image_ext not in ("png", "jpg"):
+        raise InputError(f"image extension must be png or jpg, got {image_ext!r}")
+
+
+def _render_all(chunks: list[_Chunk], num: int, workers: int, progress: bool) -> np.ndarray:
+    """Run the chunks (in ``workers`` processes when > 1) -> (num, 62) float32 parameters."""
+    import contextlib
+
+    params = np.empty((num, NUM_PARAMS), np.float32)
+    with contextlib.ExitStack() as stack:
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = stack.enter_context(tqdm(total=num, desc="synth", dynamic_ncols=True))
+        results: Iterable[tuple[int, np.ndarray]] = map(_render_chunk, chunks)
+        if workers > 1:
+            import multiprocessing as mp
+
+            pool = stack.enter_context(mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers))
+            results = pool.imap_unordered(_render_chunk, chunks)
+        for start, block in results:
+            params[start:start + len(block)] = block
+            if bar is not None:
+                bar.update(len(block))
+    return params
+
+
+def synthesize(out: str | os.PathLike, num: int, *, seed: int = 0, assets: AssetsLike = None,
+               mesh: MeshVariant = "noneck", whitening: str = "v2", workers: int = 1, fmt: SynthFormat = "ddfa",
+               image_ext: ImageExt = "png", cfg: SynthConfig = DEFAULT_SYNTH, progress: bool = False) -> Path:
     """Render ``num`` synthetic crops into ``out`` in ddfa's training format (see module docstring).
 
     Args:
         out: output folder (created; ``images/`` + ``params.npz``).
         num: number of faces.
         seed: the data set's seed; face i depends only on (seed, i).
-        store: asset store or directory (None: default).
+        assets: asset store or directory (None: ``$DDFA_HOME``).
         mesh: morphable model drawn (``"noneck"`` or ``"full"``).
         whitening: statistics the coefficients are drawn from (``"v2"`` or ``"v1"``).
         workers: processes rendering in parallel.
@@ -279,48 +329,22 @@ def synthesize(out: str | os.PathLike, num: int, *, seed: int = 0, store=None, m
     from ..morphable.model import load_morphable_model
     from ..morphable.params import load_whitening
 
-    if num <= 0:
-        raise InputError(f"--num must be positive, got {num}")
-    if fmt not in ("ddfa", "3ddfa", "both"):
-        raise InputError(f"format must be 'ddfa', '3ddfa' or 'both', got {fmt!r}")
-    if image_ext not in ("png", "jpg"):
-        raise InputError(f"image extension must be png or jpg, got {image_ext!r}")
-    store = resolve_assets(store)
-    load_morphable_model(store, mesh)
-    load_whitening(store, whitening)  # fail early on missing assets
+    _check_synth_options(num, fmt, image_ext)
+    assets = resolve_assets(assets)
+    load_morphable_model(assets, mesh)
+    load_whitening(assets, whitening)  # fail early on missing assets
     out = Path(out)
     (out / IMAGE_DIR).mkdir(parents=True, exist_ok=True)
-    chunk = max(1, min(256, -(-num // max(1, workers))))
-    jobs = [(s, min(num, s + chunk), seed, str(out), str(store.root), mesh, whitening, asdict(cfg), image_ext)
-            for s in range(0, num, chunk)]
-    params = np.empty((num, NUM_PARAMS), np.float32)
-    bar = None
-    if progress:
-        from tqdm import tqdm
-
-        bar = tqdm(total=num, desc="synth", dynamic_ncols=True)
-    if workers > 1:
-        import multiprocessing as mp
-
-        with mp.get_context("fork" if hasattr(os, "fork") else "spawn").Pool(workers) as pool:
-            for start, block in pool.imap_unordered(_work, jobs):
-                params[start:start + len(block)] = block
-                if bar is not None:
-                    bar.update(len(block))
-    else:
-        for job in jobs:
-            start, block = _work(job)
-            params[start:start + len(block)] = block
-            if bar is not None:
-                bar.update(len(block))
-    if bar is not None:
-        bar.close()
+    size = max(1, min(256, -(-num // max(1, workers))))
+    chunks = [_Chunk(start=s, stop=min(num, s + size), seed=seed, out=str(out), asset_root=str(assets.root),
+                     mesh=mesh, whitening=whitening, cfg=cfg, image_ext=image_ext) for s in range(0, num, size)]
+    params = _render_all(chunks, num, workers, progress)
     names = [f"{i:07d}.{image_ext}" for i in range(num)]
     meta = {"generator": "ddfa synth", "seed": int(seed), "mesh": mesh, "statistics": whitening,
             "config": json.loads(json.dumps(asdict(cfg)))}
     path = write_ddfa_dataset(out, names, params, meta=meta, pose=pose_angles(params).astype(np.float32))
     if fmt in ("3ddfa", "both"):
-        write_3ddfa_dataset(out, [f"{IMAGE_DIR}/{n}" for n in names], params, load_whitening(store, "v1"))
+        write_3ddfa_dataset(out, [f"{IMAGE_DIR}/{n}" for n in names], params, load_whitening(assets, "v1"))
     return path
 
 

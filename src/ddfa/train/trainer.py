@@ -20,26 +20,28 @@ the single-process run at batch B (with synchronised batch norm).
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
 import sys
 import time
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
 from ..assets.safe_pickle import load_torch_checkpoint
-from ..assets.store import resolve_assets
-from ..errors import DdfaError, InputError
+from ..assets.store import AssetStore, resolve_assets
+from ..errors import InputError, TrainingError
 from ..morphable.model import load_morphable_model
-from ..morphable.params import load_whitening
-from ..nets.checkpoint import make_ddfa_checkpoint, normalise_checkpoint, to_v2_state_dict, whitening_from_meta
-from ..nets.mobilenet_v1 import width_from_state_dict
-from ..nets.registry import ARCHITECTURES, MODELS
+from ..morphable.params import NUM_PARAMS, Whitening, load_whitening
+from ..nets.checkpoint import make_ddfa_checkpoint, to_v2_state_dict
+from ..nets.registry import build_network, load_checkpoint
 from .config import StageConfig, TrainConfig
 from .data import AugmentConfig, CropDataset, make_loader, read_source
 from .distributed import (
@@ -54,11 +56,9 @@ from .distributed import (
 from .losses import build_loss
 from .metrics import landmark_nme
 
-class TrainingError(DdfaError):
-    """Training cannot go on (e.g. the loss became NaN or infinite)."""
-
-
 LOG_COLUMNS = ("time", "kind", "stage", "epoch", "step", "lr", "loss", "val_nme")
+#: what a resumable checkpoint's ``train_state`` must hold
+_TRAIN_STATE_KEYS = ("optimizer", "stage", "epoch", "batch", "step", "rng_torch")
 
 
 @dataclass
@@ -82,35 +82,53 @@ class TrainResult:
         return [float(row["loss"]) for row in self.history if row["kind"] == "step"]
 
 
-def resolve_init(cfg: TrainConfig, store):
-    """(state_dict or None, width, Whitening) from ``cfg.init`` / ``cfg.width`` / ``cfg.whitening``."""
-    white = None
-    if cfg.init:
-        if cfg.init in MODELS:
-            spec = MODELS[cfg.init]
-            path = store.path(spec.weights)
-            ckpt = normalise_checkpoint(load_torch_checkpoint(path), str(path))
-            width, white_name = spec.width, spec.whitening
-        elif Path(cfg.init).expanduser().is_file():
-            path = Path(cfg.init).expanduser()
-            ckpt = normalise_checkpoint(load_torch_checkpoint(path), str(path))
-            width = float(ckpt.meta.get("width", width_from_state_dict(ckpt.state_dict)))
-            white = whitening_from_meta(ckpt.meta)
-            white_name = "v1" if ckpt.layout == "v1" else "v2"
-        else:
-            raise InputError(f"init {cfg.init!r} is neither a model name ({', '.join(sorted(MODELS))}) "
-                             "nor a checkpoint file")
-        state = ckpt.state_dict
-        if cfg.width is not None and float(cfg.width) != width:
-            raise InputError(f"width {cfg.width} differs from the init weights' width {width}")
-        init_white = white.name if white is not None else white_name
-        if cfg.whitening is not None and cfg.whitening != init_white:
-            raise InputError(f"whitening {cfg.whitening!r} differs from the init weights' whitening {init_white!r}")
-        if white is None:
-            white = load_whitening(store, white_name)
-        return state, float(width), white
-    width = float(cfg.width) if cfg.width is not None else 1.0
-    return None, width, load_whitening(store, cfg.whitening or "v2")
+@dataclass(frozen=True, kw_only=True)
+class InitialWeights:
+    """The network a run starts from.
+
+    Attributes:
+        arch: registered architecture (:func:`ddfa.nets.registry.build_network`).
+        config: its build keywords (MobileNet-V1: ``{"width": w}``).
+        whitening: the whitening of the network's outputs (and of the training targets).
+        state_dict: weights to start from, or None for a random initialisation.
+    """
+
+    arch: str
+    config: Mapping[str, Any]
+    whitening: Whitening
+    state_dict: Mapping[str, torch.Tensor] | None = None
+
+    @property
+    def width(self) -> float:
+        """MobileNet-V1 width multiplier (1.0 when the config has none)."""
+        return float(self.config.get("width", 1.0))
+
+
+def resolve_init(cfg: TrainConfig, store: AssetStore) -> InitialWeights:
+    """The starting network of ``cfg``: ``init`` weights (a model name or checkpoint path, looked
+    up by :func:`ddfa.nets.registry.load_checkpoint`) checked against ``arch`` / ``width`` /
+    ``whitening``, or a random ``arch`` network of ``width`` (default 1.0) with ``whitening``
+    (default ``"v2"``).
+
+    Raises:
+        InputError: ``init`` is neither a model name nor a checkpoint, or it disagrees with an
+            explicit ``arch``, ``width`` or ``whitening``.
+    """
+    if not cfg.init:
+        width = float(cfg.width) if cfg.width is not None else 1.0
+        return InitialWeights(arch=cfg.arch, config={"width": width},
+                              whitening=load_whitening(store, cfg.whitening or "v2"))
+    ckpt = load_checkpoint(cfg.init, assets=store)
+    if ckpt.arch != cfg.arch:
+        raise InputError(f"arch {cfg.arch!r} differs from the init weights' architecture {ckpt.arch!r}")
+    init_width = ckpt.config.get("width")
+    if cfg.width is not None and (init_width is None or float(cfg.width) != float(init_width)):
+        raise InputError(f"width {cfg.width} differs from the init weights' width {init_width}")
+    if cfg.whitening is not None and cfg.whitening != ckpt.whitening.name:
+        raise InputError(f"whitening {cfg.whitening!r} differs from the init weights' whitening "
+                         f"{ckpt.whitening.name!r}")
+    return InitialWeights(arch=ckpt.arch, config=dict(ckpt.config), whitening=ckpt.whitening,
+                          state_dict=ckpt.state_dict)
 
 
 def _pick_device(cfg: TrainConfig, info: DistInfo) -> torch.device:
@@ -126,7 +144,7 @@ def _pick_device(cfg: TrainConfig, info: DistInfo) -> torch.device:
 
 
 class _CsvLog:
-    def __init__(self, path: Path, append: bool):
+    def __init__(self, path: Path, append: bool) -> None:
         self.path = path
         exists = append and path.is_file()
         self.handle = open(path, "a" if exists else "w", newline="")
@@ -143,7 +161,7 @@ class _CsvLog:
 
 
 class _TensorBoardLog:
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path) -> None:
         try:
             from torch.utils.tensorboard import SummaryWriter
         except Exception:  # tensorboard is optional
@@ -166,10 +184,67 @@ def _save(obj: dict, path: Path) -> None:
     os.replace(tmp, path)
 
 
+class _Logger(Protocol):
+    def write(self, row: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Position:
+    """Where a run starts: ``stage`` index, 0-based ``epoch`` of that stage and ``batch`` of that
+    epoch (all 0 for a fresh run; a resumed run continues from its checkpoint's position)."""
+
+    stage: int = 0
+    epoch: int = 0
+    batch: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Epoch:
+    """One epoch to train: its stage, 0-based epoch within the stage and over all stages, the
+    batches already done (a resumed epoch) and its learning rate."""
+
+    stage: StageConfig
+    stage_index: int
+    epoch: int
+    global_epoch: int
+    skip: int
+    lr: float
+
+
+@dataclass
+class _Progress:
+    """How far the stages got: the stage reached, the epochs completed over all stages, the last
+    optimizer, the last resumable checkpoint and whether a step or time budget stopped the run."""
+
+    stage_index: int
+    epochs_done: int
+    optimizer: torch.optim.Optimizer | None = None
+    last: Path | None = None
+    stopped: bool = False
+
+
+class _RunningMean:
+    """Mean of the loss values since the last log row."""
+
+    def __init__(self) -> None:
+        self.total, self.count = 0.0, 0
+
+    def add(self, value: float) -> None:
+        self.total += value
+        self.count += 1
+
+    def pop(self) -> float:
+        mean = self.total / self.count
+        self.total, self.count = 0.0, 0
+        return mean
+
+
 class Trainer:
     """Runs the stages of a :class:`TrainConfig` in this process (one rank under torchrun)."""
 
-    def __init__(self, cfg: TrainConfig, info: DistInfo | None = None):
+    def __init__(self, cfg: TrainConfig, info: DistInfo | None = None) -> None:
         cfg.validate()
         self.cfg = cfg
         self.info = info or dist_info_from_env()
@@ -182,31 +257,39 @@ class Trainer:
         self.device = _pick_device(cfg, self.info)
         init_distributed(self.info, self.device)
         self.store = resolve_assets(cfg.assets)
-        init_state, self.width, self.whitening = resolve_init(cfg, self.store)
+        self.init = resolve_init(cfg, self.store)
+        self.whitening = self.init.whitening
         self.morphable = load_morphable_model(self.store, cfg.mesh)
         self.out = Path(cfg.out)
         self._build_data()
-        if cfg.arch not in ARCHITECTURES:
-            raise InputError(f"unknown architecture {cfg.arch!r}; expected one of {', '.join(ARCHITECTURES)}")
-        torch.manual_seed(cfg.seed)
-        self.net = ARCHITECTURES[cfg.arch](width=self.width, num_outputs=62)
-        if init_state is not None:
-            self.net.load_state_dict(init_state, strict=True)
         self.dtype = getattr(torch, cfg.dtype)
-        self.net.to(self.device, self.dtype)
-        if self.info.distributed and cfg.sync_bn:
-            self.net = convert_sync_batchnorm(self.net, self.device)
+        self.net = self._build_network()
         self.model: nn.Module = self.net
         if self.info.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
             self.model = nn.parallel.DistributedDataParallel(self.net, device_ids=ids)
-        self.param_mean = torch.as_tensor(self.whitening.mean, device=self.device, dtype=self.dtype)
-        self.param_std = torch.as_tensor(self.whitening.std, device=self.device, dtype=self.dtype)
         self.torch_morphable = self.morphable.to_torch(device=self.device, dtype=self.dtype)
         self.history: list[dict] = []
         self.step = 0
+        self._loggers: list[_Logger] = []
+        self._t0 = time.monotonic()
 
-    # ------------------------------------------------------------------ data
+    @property
+    def width(self) -> float:
+        """MobileNet-V1 width multiplier of the trained network."""
+        return self.init.width
+
+    # ------------------------------------------------------------------ construction
+    def _build_network(self) -> nn.Module:
+        """The bare network: seeded random init or the init weights, on the device, BN synchronised."""
+        torch.manual_seed(self.cfg.seed)
+        net = build_network(self.init.arch, self.init.config, num_outputs=NUM_PARAMS,
+                            state_dict=self.init.state_dict, source=str(self.cfg.init or self.init.arch)).train()
+        net.to(self.device, self.dtype)
+        if self.info.distributed and self.cfg.sync_bn:
+            net = convert_sync_batchnorm(net, self.device)
+        return net
+
     def _build_data(self) -> None:
         cfg = self.cfg
         whitenings = {self.whitening.name: self.whitening}
@@ -231,9 +314,6 @@ class Trainer:
         return build_loss(stage.loss, self.morphable, self.whitening, resample_num=stage.resample_num,
                           vdc_vertices=stage.vdc_vertices).to(self.device, self.dtype)
 
-    def _whiten(self, params: torch.Tensor) -> torch.Tensor:
-        return (params - self.param_mean) / self.param_std
-
     def _generator(self) -> torch.Generator:
         return torch.Generator().manual_seed((self.cfg.seed * 1_000_003 + self.step) % (2**63))
 
@@ -248,46 +328,38 @@ class Trainer:
                                              num_workers=0)
         total, count = 0.0, 0
         for images, params in loader:
-            pred = self.net(images.to(self.device, self.dtype)) * self.param_std + self.param_mean
+            pred = self.whitening.dewhiten(self.net(images.to(self.device, self.dtype)))
             nme = landmark_nme(pred, params.to(self.device, self.dtype), self.torch_morphable)
             total += float(nme.sum())
             count += len(nme)
         self.net.train(was_training)
         return 100.0 * total / count
 
-    def checkpoint(self, *, stage_index: int, epoch: int, batch: int, optimizer, with_state: bool = True) -> dict:
+    def checkpoint(self, *, stage_index: int, epoch: int, batch: int, optimizer: torch.optim.Optimizer | None,
+                   with_state: bool = True) -> dict:
         """The checkpoint dict (ddfa layout + ``train_state`` when ``with_state``)."""
         stage = self.stages[stage_index]
-        ckpt = make_ddfa_checkpoint(self.net, arch=self.cfg.arch, width=self.width, whitening=self.whitening,
+        ckpt = make_ddfa_checkpoint(self.net, arch=self.init.arch, width=self.width, whitening=self.whitening,
                                     epoch=int(epoch), step=int(self.step), stage=stage.name, loss=stage.loss,
                                     mesh=self.cfg.mesh)
         if not with_state:  # deployable weights are float32 whatever the training dtype
             ckpt["state_dict"] = {k: v.float() if v.is_floating_point() else v for k, v in ckpt["state_dict"].items()}
-        if with_state:
-            ckpt["train_state"] = {
-                "optimizer": optimizer.state_dict(),
-                "stage": int(stage_index),
-                "epoch": int(epoch),
-                "batch": int(batch),
-                "step": int(self.step),
-                "config": self.cfg.to_dict(),
-                "history": [dict(row) for row in self.history],
-                "rng_torch": torch.get_rng_state(),
-            }
+            return ckpt
+        if optimizer is None:
+            raise TrainingError("a resumable checkpoint needs the optimizer")
+        ckpt["train_state"] = {
+            "optimizer": optimizer.state_dict(),
+            "stage": int(stage_index),
+            "epoch": int(epoch),
+            "batch": int(batch),
+            "step": int(self.step),
+            "config": self.cfg.to_dict(),
+            "history": [dict(row) for row in self.history],
+            "rng_torch": torch.get_rng_state(),
+        }
         return ckpt
 
-    def _load_resume(self, path: Path):
-        obj = load_torch_checkpoint(path)
-        state = obj.get("train_state")
-        if not isinstance(state, dict):
-            raise InputError(f"{path}: not a resumable ddfa training checkpoint (no train_state)")
-        ckpt = normalise_checkpoint(obj, str(path))
-        self.net.load_state_dict(ckpt.state_dict, strict=True)
-        self.step = int(state["step"])
-        self.history = [dict(row) for row in state.get("history", [])]
-        torch.set_rng_state(state["rng_torch"])
-        return state
-
+    # ------------------------------------------------------------------ resume
     def _resume_path(self) -> Path | None:
         if not self.cfg.resume:
             return None
@@ -299,109 +371,141 @@ class Trainer:
             raise InputError(f"resume checkpoint {path} not found")
         return path
 
+    def _load_resume(self, path: Path) -> dict:
+        """Load the weights, step, history and torch RNG of a resumable checkpoint; its ``train_state``."""
+        state = load_torch_checkpoint(path).get("train_state")
+        if not isinstance(state, dict) or any(key not in state for key in _TRAIN_STATE_KEYS):
+            raise InputError(f"{path}: not a resumable ddfa training checkpoint (no complete train_state)")
+        self.net.load_state_dict(load_checkpoint(path, assets=self.store).state_dict, strict=True)
+        self.step = int(state["step"])
+        self.history = [dict(row) for row in state.get("history", [])]
+        torch.set_rng_state(state["rng_torch"])
+        return state
+
+    def _restore(self, path: Path | None) -> tuple[_Position, dict | None]:
+        """Where to start and the optimizer state to start with (none for a fresh run)."""
+        if path is None:
+            return _Position(), None
+        state = self._load_resume(path)
+        start = _Position(stage=int(state["stage"]), epoch=int(state["epoch"]), batch=int(state["batch"]))
+        return start, state["optimizer"]
+
     # ------------------------------------------------------------------ main loop
     def run(self) -> TrainResult:
-        cfg, info = self.cfg, self.info
-        if info.is_main:
+        """Train every stage (from the resume checkpoint's position if any), then write ``final.pth``."""
+        if self.info.is_main:
             self.out.mkdir(parents=True, exist_ok=True)
         barrier()
         resume = self._resume_path()
-        start_stage, start_epoch, start_batch, opt_state = 0, 0, 0, None
-        if resume is not None:
-            state = self._load_resume(resume)
-            start_stage, start_epoch, start_batch = int(state["stage"]), int(state["epoch"]), int(state["batch"])
-            opt_state = state["optimizer"]
-        loggers = []
-        if info.is_main:
-            import yaml
-
-            (self.out / "config.yaml").write_text(yaml.safe_dump(cfg.to_dict(), sort_keys=False))
-            if cfg.log in ("csv", "both"):
-                loggers.append(_CsvLog(self.out / "log.csv", append=resume is not None))
-            if cfg.log in ("tensorboard", "both"):
-                loggers.append(_TensorBoardLog(self.out / "tensorboard"))
-        t0 = time.monotonic()
-        stopped = False
-        last_path = None
-        optimizer = None
-        epochs_before = sum(s.epochs for s in self.stages[:start_stage])
-        epochs_done = epochs_before + start_epoch
-        current = min(start_stage, len(self.stages) - 1)
+        start, optimizer_state = self._restore(resume)
+        self._t0 = time.monotonic()
+        final = None
         try:
-            for si in range(start_stage, len(self.stages)):
-                current = si
-                stage = self.stages[si]
-                optimizer = self._optimizer(stage)
-                if opt_state is not None and si == start_stage:
-                    optimizer.load_state_dict(opt_state)
-                loss_fn = self._loss(stage)
-                local_batch = stage.batch_size // info.world_size
-                first_epoch = start_epoch if si == start_stage else 0
-                for epoch in range(first_epoch, stage.epochs):
-                    skip = start_batch if (si == start_stage and epoch == start_epoch) else 0
-                    global_epoch = epochs_before + epoch
-                    lr = stage.lr_at(epoch + 1)
-                    for group in optimizer.param_groups:
-                        group["lr"] = lr
-                    stopped, batch = self._train_epoch(stage, si, epoch, global_epoch, skip, local_batch, optimizer,
-                                                       loss_fn, lr, loggers, t0)
-                    if stopped:
-                        last_path = self._save_last(si, epoch, batch, optimizer, per_epoch=False)
-                        break
-                    val = self.validate() if info.is_main else None
-                    row = {"time": round(time.monotonic() - t0, 2), "kind": "epoch", "stage": stage.name,
-                           "epoch": global_epoch + 1, "step": self.step, "lr": lr, "val_nme": val}
-                    self._log(row, loggers)
-                    if info.is_main and val is not None and cfg.progress:
-                        print(f"[{stage.name}] epoch {global_epoch + 1}: val NME {val:.3f}%", file=sys.stderr)
-                    epochs_done = global_epoch + 1
-                    last_path = self._save_last(si, epoch + 1, 0, optimizer, per_epoch=True,
-                                                global_epoch=epochs_done)
-                if stopped:
-                    break
-                epochs_before += stage.epochs
-            final = None
-            if stopped and info.is_main:  # validate the weights the run ends with
-                val = self.validate()
-                if val is not None:
-                    self._log({"time": round(time.monotonic() - t0, 2), "kind": "final",
-                               "stage": self.stages[current].name, "step": self.step, "val_nme": val}, loggers)
-            if info.is_main:
-                final = self.out / "final.pth"
-                ckpt = self.checkpoint(stage_index=current, epoch=epochs_done, batch=0, optimizer=optimizer,
-                                       with_state=False)
-                _save(ckpt, final)
-                if cfg.export_v2:
-                    _save(to_v2_state_dict(ckpt["state_dict"]), self.out / "final_v2.pth")
+            self._open_loggers(append=resume is not None)
+            progress = self._run_stages(start, optimizer_state)
+            if self.info.is_main:
+                final = self._finish(progress)
             barrier()
         finally:
-            for logger in loggers:
-                logger.close()
-        return TrainResult(self.out, final if info.is_main else None, last_path, self.step, list(self.history),
-                           stopped)
+            self._close_loggers()
+        return TrainResult(self.out, final, progress.last, self.step, list(self.history), progress.stopped)
 
-    def _save_last(self, si, epoch, batch, optimizer, *, per_epoch: bool, global_epoch: int | None = None):
+    def _open_loggers(self, *, append: bool) -> None:
+        """Write ``config.yaml`` and open the CSV / TensorBoard logs (rank 0 only)."""
+        if not self.info.is_main:
+            return
+        import yaml
+
+        (self.out / "config.yaml").write_text(yaml.safe_dump(self.cfg.to_dict(), sort_keys=False))
+        if self.cfg.log in ("csv", "both"):
+            self._loggers.append(_CsvLog(self.out / "log.csv", append=append))
+        if self.cfg.log in ("tensorboard", "both"):
+            self._loggers.append(_TensorBoardLog(self.out / "tensorboard"))
+
+    def _close_loggers(self) -> None:
+        for logger in self._loggers:
+            logger.close()
+        self._loggers = []
+
+    def _epochs(self, stage_index: int, start: _Position) -> Iterator[_Epoch]:
+        """The epochs of stage ``stage_index`` still to train when the run starts at ``start``."""
+        stage = self.stages[stage_index]
+        before = sum(s.epochs for s in self.stages[:stage_index])
+        resumed = stage_index == start.stage
+        for epoch in range(start.epoch if resumed else 0, stage.epochs):
+            yield _Epoch(stage=stage, stage_index=stage_index, epoch=epoch, global_epoch=before + epoch,
+                         skip=start.batch if resumed and epoch == start.epoch else 0, lr=stage.lr_at(epoch + 1))
+
+    def _run_stages(self, start: _Position, optimizer_state: dict | None) -> _Progress:
+        """Train from ``start`` until the last stage ends or a budget stops the run."""
+        progress = _Progress(stage_index=min(start.stage, len(self.stages) - 1),
+                             epochs_done=sum(s.epochs for s in self.stages[:start.stage]) + start.epoch)
+        for stage_index in range(start.stage, len(self.stages)):
+            stage = self.stages[stage_index]
+            optimizer = self._optimizer(stage)
+            if optimizer_state is not None and stage_index == start.stage:
+                optimizer.load_state_dict(optimizer_state)
+            progress.stage_index, progress.optimizer = stage_index, optimizer
+            loss_fn = self._loss(stage)
+            for epoch in self._epochs(stage_index, start):
+                stopped_at = self._train_epoch(epoch, optimizer, loss_fn)
+                if stopped_at is not None:
+                    progress.last = self._save_last(epoch, epoch.epoch, stopped_at, optimizer)
+                    progress.stopped = True
+                    return progress
+                self._end_epoch(epoch)
+                progress.epochs_done = epoch.global_epoch + 1
+                progress.last = self._save_last(epoch, epoch.epoch + 1, 0, optimizer, per_epoch=True)
+        return progress
+
+    def _end_epoch(self, epoch: _Epoch) -> None:
+        """Validate (rank 0) and log the epoch."""
+        val = self.validate() if self.info.is_main else None
+        self._log("epoch", epoch.stage.name, epoch=epoch.global_epoch + 1, step=self.step, lr=epoch.lr, val_nme=val)
+        if self.info.is_main and val is not None and self.cfg.progress:
+            print(f"[{epoch.stage.name}] epoch {epoch.global_epoch + 1}: val NME {val:.3f}%", file=sys.stderr)
+
+    def _finish(self, progress: _Progress) -> Path:
+        """Rank 0: validate the weights a stopped run ends with, write ``final.pth`` (and the V2 export)."""
+        if progress.stopped:
+            val = self.validate()
+            if val is not None:
+                self._log("final", self.stages[progress.stage_index].name, step=self.step, val_nme=val)
+        final = self.out / "final.pth"
+        ckpt = self.checkpoint(stage_index=progress.stage_index, epoch=progress.epochs_done, batch=0,
+                               optimizer=progress.optimizer, with_state=False)
+        _save(ckpt, final)
+        if self.cfg.export_v2:
+            _save(to_v2_state_dict(ckpt["state_dict"]), self.out / "final_v2.pth")
+        return final
+
+    def _save_last(self, epoch: _Epoch, stage_epoch: int, batch: int, optimizer: torch.optim.Optimizer, *,
+                   per_epoch: bool = False) -> Path | None:
+        """Write the resumable ``last.pth`` at (``epoch``'s stage, ``stage_epoch``, ``batch``), and
+        ``epoch_NNN.pth`` after a whole epoch with ``checkpoints: all``; None on other ranks."""
         if not self.info.is_main:
             barrier()
             return None
-        ckpt = self.checkpoint(stage_index=si, epoch=epoch, batch=batch, optimizer=optimizer)
+        ckpt = self.checkpoint(stage_index=epoch.stage_index, epoch=stage_epoch, batch=batch, optimizer=optimizer)
         path = self.out / "last.pth"
         _save(ckpt, path)
-        if per_epoch and self.cfg.checkpoints == "all" and global_epoch is not None:
-            _save(ckpt, self.out / f"epoch_{global_epoch:03d}.pth")
+        if per_epoch and self.cfg.checkpoints == "all":
+            _save(ckpt, self.out / f"epoch_{epoch.global_epoch + 1:03d}.pth")
         barrier()
         return path
 
-    def _log(self, row: dict, loggers) -> None:
+    def _log(self, kind: str, stage: str, **values: Any) -> None:
+        """Record a history row (time since the start, kind, stage, then ``values``) and write it."""
+        row = {"time": round(time.monotonic() - self._t0, 2), "kind": kind, "stage": stage, **values}
         self.history.append(row)
-        for logger in loggers:
+        for logger in self._loggers:
             logger.write(row)
 
-    def _budget_left(self, t0: float) -> bool:
+    def _budget_left(self) -> bool:
         if self.cfg.max_steps is not None and self.step >= int(self.cfg.max_steps):
             return False
         if self.cfg.time_budget is not None:
-            spent = torch.tensor([time.monotonic() - t0], dtype=torch.float64, device=self.device)
+            spent = torch.tensor([time.monotonic() - self._t0], dtype=torch.float64, device=self.device)
             # every rank must stop at the same step: use rank 0's clock
             if self.info.distributed:
                 import torch.distributed as dist
@@ -411,72 +515,83 @@ class Trainer:
                 return False
         return True
 
-    def _train_epoch(self, stage, si, epoch, global_epoch, skip, local_batch, optimizer, loss_fn, lr, loggers, t0):
+    # ------------------------------------------------------------------ one epoch
+    def _epoch_loader(self, epoch: _Epoch) -> tuple[torch.utils.data.DataLoader, int]:
+        """This rank's loader for ``epoch`` (from batch ``epoch.skip`` on) and the epoch's batch count."""
         cfg, info = self.cfg, self.info
-        self.train_set.set_epoch(global_epoch)
-        loader = make_loader(self.train_set, local_batch, shuffle=True, seed=cfg.seed, rank=info.rank,
+        batch_size = epoch.stage.batch_size // info.world_size
+        self.train_set.set_epoch(epoch.global_epoch)
+        loader = make_loader(self.train_set, batch_size, shuffle=True, seed=cfg.seed, rank=info.rank,
                              world_size=info.world_size, num_workers=cfg.num_workers,
                              pin_memory=self.device.type == "cuda")
-        loader.sampler.set_epoch(global_epoch)
+        loader.sampler.set_epoch(epoch.global_epoch)  # type: ignore[attr-defined]
         steps = len(loader)
         if steps == 0:
-            raise InputError(f"{len(self.train_set)} training crops are fewer than one batch of {stage.batch_size}")
-        if skip:
-            loader = make_loader(self.train_set, local_batch, shuffle=True, seed=cfg.seed, rank=info.rank,
-                                 world_size=info.world_size, num_workers=cfg.num_workers,
-                                 pin_memory=self.device.type == "cuda")
-            loader.sampler.set_epoch(global_epoch)
-            loader = _skip_batches(loader, skip)
-        self.model.train()
-        bar = None
-        if info.is_main and cfg.progress:
-            from tqdm import tqdm
+            raise InputError(f"{len(self.train_set)} training crops are fewer than one batch of "
+                             f"{epoch.stage.batch_size}")
+        return (_skip_batches(loader, epoch.skip, batch_size) if epoch.skip else loader), steps
 
-            bar = tqdm(total=steps, initial=skip, desc=f"[{stage.name}] epoch {global_epoch + 1}", leave=False,
-                       dynamic_ncols=True)
-        batch = skip
-        running, n_running = 0.0, 0
-        log_every = max(1, int(cfg.log_every))
-        try:
+    def _progress_bar(self, epoch: _Epoch, steps: int) -> contextlib.AbstractContextManager:
+        """A tqdm bar on rank 0 with ``progress``, else a context that yields None."""
+        if not (self.info.is_main and self.cfg.progress):
+            return contextlib.nullcontext()
+        from tqdm import tqdm
+
+        return tqdm(total=steps, initial=epoch.skip, desc=f"[{epoch.stage.name}] epoch {epoch.global_epoch + 1}",
+                    leave=False, dynamic_ncols=True)
+
+    def _sgd_step(self, images: torch.Tensor, params: torch.Tensor, optimizer: torch.optim.Optimizer,
+                  loss_fn: nn.Module, lr: float) -> float:
+        """One optimizer step on a batch of crops and de-whitened parameters; the loss averaged
+        over processes.
+
+        Raises:
+            TrainingError: the loss is NaN or infinite.
+        """
+        images = images.to(self.device, self.dtype, non_blocking=True)
+        target = self.whitening.whiten(params.to(self.device, self.dtype, non_blocking=True))
+        loss = loss_fn(self.model(images), target, generator=self._generator())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        self.step += 1
+        value = mean_over_processes(float(loss.detach()), self.device)
+        if not math.isfinite(value):
+            raise TrainingError(f"training diverged at step {self.step} (loss {value}); lower the learning rate "
+                                f"(lr {lr})")
+        return value
+
+    def _train_epoch(self, epoch: _Epoch, optimizer: torch.optim.Optimizer, loss_fn: nn.Module) -> int | None:
+        """Train ``epoch`` from batch ``epoch.skip``; None when it completes, else the number of
+        batches done when the step or time budget stopped it."""
+        loader, steps = self._epoch_loader(epoch)
+        for group in optimizer.param_groups:
+            group["lr"] = epoch.lr
+        self.model.train()
+        log_every = max(1, int(self.cfg.log_every))
+        running = _RunningMean()
+        batch = epoch.skip
+        with self._progress_bar(epoch, steps) as bar:
             for images, params in loader:
-                if not self._budget_left(t0):
-                    return True, batch
-                images = images.to(self.device, self.dtype, non_blocking=True)
-                target = self._whiten(params.to(self.device, self.dtype, non_blocking=True))
-                pred = self.model(images)
-                loss = loss_fn(pred, target, generator=self._generator())
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                self.step += 1
+                if not self._budget_left():
+                    return batch
+                value = self._sgd_step(images, params, optimizer, loss_fn, epoch.lr)
                 batch += 1
-                value = mean_over_processes(float(loss.detach()), self.device)
-                if not math.isfinite(value):
-                    raise TrainingError(f"training diverged at step {self.step} (loss {value}); "
-                                        f"lower the learning rate (lr {lr})")
-                running += value
-                n_running += 1
+                running.add(value)
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(loss=f"{value:.4g}", lr=f"{lr:.3g}")
+                    bar.set_postfix(loss=f"{value:.4g}", lr=f"{epoch.lr:.3g}")
                 if self.step % log_every == 0 or batch == steps:
-                    self._log({"time": round(time.monotonic() - t0, 2), "kind": "step", "stage": stage.name,
-                               "epoch": global_epoch + 1, "step": self.step, "lr": lr,
-                               "loss": running / n_running}, loggers)
-                    running, n_running = 0.0, 0
-            if not self._budget_left(t0) and batch < steps:
-                return True, batch
-        finally:
-            if bar is not None:
-                bar.close()
-        return False, batch
+                    self._log("step", epoch.stage.name, epoch=epoch.global_epoch + 1, step=self.step, lr=epoch.lr,
+                              loss=running.pop())
+        return None
 
 
-def _skip_batches(loader, skip: int):
-    """Iterate ``loader`` from batch ``skip`` on without loading the skipped batches' images."""
-    sampler = loader.sampler
-    indices = list(iter(sampler))[skip * loader.batch_size:]
-    return torch.utils.data.DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=indices,
+def _skip_batches(loader: torch.utils.data.DataLoader, skip: int, batch_size: int) -> torch.utils.data.DataLoader:
+    """Iterate ``loader`` (batches of ``batch_size``) from batch ``skip`` on without loading the
+    skipped batches' images."""
+    indices = list(iter(loader.sampler))[skip * batch_size:]
+    return torch.utils.data.DataLoader(loader.dataset, batch_size=batch_size, sampler=indices,
                                        num_workers=loader.num_workers, pin_memory=loader.pin_memory,
                                        drop_last=loader.drop_last, worker_init_fn=loader.worker_init_fn)
 

@@ -21,26 +21,23 @@ import os
 import re
 import subprocess
 import time as _time
+from collections.abc import Iterable, Iterator, Sized
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Literal, get_args
 
 import cv2
 import numpy as np
 
-from ..errors import DdfaError, InputError
+from ..errors import InputError, VideoReadError, VideoWriteError
 from ..io.image import to_bgr_uint8
 
 #: frames per second assumed for arrays without timing and for cameras that do not report one
 DEFAULT_FPS = 30.0
 
-
-class VideoReadError(DdfaError):
-    """A video file or camera cannot be opened or decoded at all."""
-
-
-class VideoWriteError(DdfaError):
-    """An output video cannot be created or written."""
+#: what a video source argument may be: a file, a webcam index (or a string of digits), or an
+#: iterable of (H, W, 3) frames
+SourceLike = str | os.PathLike | int | np.integer | Iterable[Any]
 
 
 @dataclass
@@ -140,7 +137,8 @@ class VideoSource:
         backend: ``"opencv"`` or ``"ffmpeg"`` for files.
     """
 
-    def __init__(self, source, *, fps: float | None = None, max_frames: int | None = None, rgb: bool = False):
+    def __init__(self, source: SourceLike, *, fps: float | None = None,
+                 max_frames: int | None = None, rgb: bool = False):
         if max_frames is not None and int(max_frames) < 0:
             raise InputError(f"max_frames must be >= 0, got {max_frames}")
         self.max_frames = None if max_frames is None else int(max_frames)
@@ -151,8 +149,9 @@ class VideoSource:
         self.frame_count: int | None = None
         self.backend: str | None = None
         self._probe: ProbeResult | None = None
-        self._capture = None
-        self._iterable = None
+        self._capture: Any = None  # cv2.VideoCapture of files and cameras
+        self._iterable: Iterable[Any] = ()
+        self._first: np.ndarray | None = None  # a file's first frame, read while opening it
         if isinstance(source, str) and source.strip().isdigit() and not Path(source).exists():
             source = int(source)
         if isinstance(source, (bool, np.bool_)):
@@ -177,7 +176,7 @@ class VideoSource:
             self.name = "frames"
             self._iterable = source
             self.fps = float(fps or DEFAULT_FPS)
-            self.frame_count = len(source) if hasattr(source, "__len__") else None
+            self.frame_count = len(source) if isinstance(source, Sized) else None
         else:
             raise InputError(f"not a video source (path, webcam index or iterable of arrays): {source!r}")
         if self.fps <= 0 or not np.isfinite(self.fps):
@@ -260,7 +259,7 @@ class VideoSource:
             for i, arr in enumerate(self._iterable):
                 yield to_bgr_uint8(np.asarray(arr), f"frame {i}", rgb=self.rgb)
             return
-        if self.kind == "file":
+        if self.kind == "file" and self._first is not None:
             yield self._first
             self._first = None
         while True:
@@ -309,7 +308,7 @@ class VideoSource:
         return f"VideoSource({self.name!r}, kind={self.kind!r}, fps={self.fps:g}, frames={self.frame_count})"
 
 
-def iter_frames(source, *, fps: float | None = None) -> Iterator[VideoFrame]:
+def iter_frames(source: VideoSource | SourceLike, *, fps: float | None = None) -> Iterator[VideoFrame]:
     """:class:`VideoFrame` records from a :class:`VideoSource`, a source argument, or already
     made :class:`VideoFrame` records."""
     if isinstance(source, VideoSource):
@@ -327,7 +326,9 @@ def iter_frames(source, *, fps: float | None = None) -> Iterator[VideoFrame]:
 
 
 # ---------------------------------------------------------------------- writing
-CODECS = ("auto", "mp4v", "mjpg", "h264")
+#: output codecs of :class:`VideoWriter`
+Codec = Literal["auto", "mp4v", "mjpg", "h264"]
+CODECS: tuple[str, ...] = get_args(Codec)
 
 
 class VideoWriter:
@@ -343,7 +344,7 @@ class VideoWriter:
     :meth:`close`: the file is finalised (playable) even after an error.
     """
 
-    def __init__(self, path: str | os.PathLike, fps: float, codec: str = "auto"):
+    def __init__(self, path: str | os.PathLike, fps: float, codec: Codec = "auto"):
         if codec not in CODECS:
             raise InputError(f"codec must be one of {CODECS}, got {codec!r}")
         self.path = Path(path)
@@ -355,7 +356,7 @@ class VideoWriter:
         self.codec = codec
         self.size: tuple[int, int] | None = None
         self.frames_written = 0
-        self._writer = None
+        self._writer: Any = None  # cv2.VideoWriter, or imageio-ffmpeg's frame generator (h264)
 
     def _open(self, width: int, height: int) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -368,7 +369,7 @@ class VideoWriter:
                 quality=7, macro_block_size=2, ffmpeg_log_level="error")
             self._writer.send(None)
         else:
-            fourcc = cv2.VideoWriter_fourcc(*("MJPG" if self.codec == "mjpg" else "mp4v"))
+            fourcc = cv2.VideoWriter.fourcc(*("MJPG" if self.codec == "mjpg" else "mp4v"))
             self._writer = cv2.VideoWriter(str(self.path), fourcc, self.fps, (width, height))
             if not self._writer.isOpened():
                 raise VideoWriteError(f"{self.path}: cannot create the video (codec {self.codec})")
@@ -394,7 +395,7 @@ class VideoWriter:
         else:
             writer.release()
 
-    def __enter__(self) -> "VideoWriter":
+    def __enter__(self) -> VideoWriter:
         return self
 
     def __exit__(self, *exc) -> None:

@@ -1,16 +1,20 @@
 """``process_video``: a video in, a rendered video and per-frame records out.
 
-Records are JSON lines (one JSON document per line), written and flushed frame by frame:
+Records are JSON lines (one JSON document per line), written and flushed frame by frame.
+Every record starts with ``"schema_version"`` (:data:`ddfa.io.results.SCHEMA_VERSION`, as in
+every JSON document ddfa writes) and ``"type"``:
 
-* line 1, ``{"type": "header", "source", "width", "height", "fps", "model", "frame",
-  "pose_convention", "tracker": {...}, "smoothing": {...}}``;
-* one ``{"type": "frame", "frame": i, "time": s, "detected": bool, "faces": [...],
-  "events": [...]}`` per frame, every frame (also those without faces), where each face is
-  ``{"track_id", "confirmed", "box", "score", "roi_box", "params", "landmarks_68", "pose"}``
-  (the :meth:`ddfa.Face.to_dict` schema of ``ddfa align`` plus the track fields) and events
-  are ``{"track_id", "event": "start"|"end", "reason"}``;
-* a last ``{"type": "summary", ...}`` line (:meth:`VideoSummary.to_dict`): frames processed,
-  where the input stopped and why, the tracks.
+* line 1, ``{"schema_version", "type": "header", "source", "width", "height", "fps", "model",
+  "frame", "pose_convention", "tracker": {...}, "smoothing": {...}}``;
+* one ``{"schema_version", "type": "frame", "frame": i, "time": s, "detected": bool,
+  "faces": [...], "events": [...]}`` per frame, every frame (also those without faces), where
+  each face is ``{"track_id", "confirmed", "box", "score", "roi_box", "params",
+  "landmarks_68", "pose", "landmark_box"}`` (the :meth:`ddfa.Face.to_dict` schema of
+  ``ddfa align`` plus the track fields; ``box`` is the detector box carried with the face,
+  ``landmark_box`` the landmarks' bounding box, see :class:`~ddfa.video.TrackedFace`) and
+  events are ``{"track_id", "event": "start"|"end", "reason"}``;
+* a last ``{"schema_version", "type": "summary", ...}`` line (:meth:`VideoSummary.to_dict`):
+  frames processed, where the input stopped and why, the tracks.
 
 A truncated or corrupt input, a failure while processing, or Ctrl-C stop the loop but keep
 everything done so far: the video is finalised (playable) and the records end with the summary.
@@ -22,25 +26,29 @@ import json
 import os
 import sys
 import time as _time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal
 
 import cv2
 import numpy as np
 
 from ..errors import DdfaError, InputError
-from ..io.results import FRAME_NOTE, POSE_NOTE
-from .io import VideoSource, VideoWriter
-from .smoothing import SmoothingOptions, smoothing_options
-from .tracker import FrameResult, TrackerOptions, VideoTracker
+from ..io.results import FRAME_NOTE, POSE_NOTE, SCHEMA_VERSION, dumps
+from .io import SourceLike, VideoSource, VideoWriter
+from .options import VideoOptions, video_output_names
+from .tracker import FrameResult, VideoTracker
+
+__all__ = ["RecordsWriter", "VideoOptions", "VideoSummary", "draw_track_ids", "process_video", "read_records",
+           "render_frame", "video_output_names"]
 
 #: BGR colours of track labels, cycled by track id
 TRACK_COLORS = ((0, 200, 255), (255, 128, 0), (60, 220, 60), (200, 80, 255), (0, 90, 255), (255, 255, 0),
                 (128, 255, 200), (255, 0, 160))
 
 
-def draw_track_ids(image: np.ndarray, faces: Sequence) -> np.ndarray:
+def draw_track_ids(image: np.ndarray, faces: Sequence[Any]) -> np.ndarray:
     """Draw a small ``#id`` label above each face's box (in place; returns ``image``).
 
     Args:
@@ -61,34 +69,13 @@ def draw_track_ids(image: np.ndarray, faces: Sequence) -> np.ndarray:
     return image
 
 
-def video_output_names(names: Sequence[str] | None = None) -> list[str]:
-    """Validate image-output names for video (all usable ones when ``names`` is None).
-
-    An overlay for video must return an image of the frame's size: each named output is tried
-    on a small blank frame without faces, and one that returns another size (e.g. ``uv_tex``, a
-    texture atlas) or fails is refused with :class:`~ddfa.errors.InputError`.
-    """
-    from ..render.outputs import check_output_names, image_output_names, render_output
-
-    candidates = image_output_names() if names is None else check_output_names(list(names), images_only=True)
-    blank = np.full((48, 64, 3), 127, np.uint8)
-    usable, refused = [], []
-    for name in candidates:
-        try:
-            ok = render_output(name, blank, []).shape == blank.shape
-        except Exception:  # noqa: BLE001 - any failure means it cannot draw on frames
-            ok = False
-        (usable if ok else refused).append(name)
-    if refused and names is not None:
-        raise InputError(f"output(s) {', '.join(refused)} do not draw on the frame (not frame-sized); "
-                         f"for video choose from {', '.join(video_output_names())}")
-    return usable
-
-
 def render_frame(result: FrameResult, outputs: Sequence[str], *, draw_ids: bool = True) -> np.ndarray:
-    """The frame with the image outputs ``outputs`` drawn in order, then the track ids."""
+    """The frame (``result.image``) with the image outputs ``outputs`` drawn in order, then the
+    track ids: a new (H, W, 3) uint8 BGR image."""
     from ..render.outputs import render_output
 
+    if result.image is None:
+        raise InputError(f"frame {result.index}: the result holds no image to draw on")
     frame = result.image
     for name in outputs:
         frame = render_output(name, frame, result.faces)
@@ -135,7 +122,9 @@ class VideoSummary:
         return f"at frame {self.last_frame} ({self.last_time:.2f} s)"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"type": "summary", "source": self.source, "frames": self.frames, "last_frame": self.last_frame,
+        """The summary record (see the module docstring)."""
+        return {"schema_version": SCHEMA_VERSION, "type": "summary", "source": self.source, "frames": self.frames,
+                "last_frame": self.last_frame,
                 "last_time": None if self.last_time is None else round(self.last_time, 6),
                 "complete": self.complete, "problem": self.problem, "interrupted": self.interrupted,
                 "fps": round(self.fps, 3), "detector_runs": self.detector_runs, "tracks": self.tracks}
@@ -151,30 +140,35 @@ class RecordsWriter:
         self._header = header
         self._header_written = False
 
-    def _write(self, record: dict[str, Any]) -> None:
-        self._file.write(json.dumps(record, separators=(",", ":")) + "\n")
+    def _write(self, kind: Literal["header", "frame", "summary"], record: dict[str, Any]) -> None:
+        record = {"schema_version": SCHEMA_VERSION, "type": kind, **record}
+        self._file.write(dumps(record, separators=(",", ":")) + "\n")  # strict JSON: NaN as null
 
     def frame(self, result: FrameResult) -> None:
+        """Write one frame's record (after the header, on the first call); flushed."""
         if not self._header_written:
             shape = result.image.shape if result.image is not None else (None, None)
-            self._write({"type": "header", **self._header, "width": shape[1], "height": shape[0]})
+            self._write("header", {**self._header, "width": shape[1], "height": shape[0]})
             self._header_written = True
-        self._write({"type": "frame", **result.to_dict()})
+        self._write("frame", result.to_dict())
         self._file.flush()
 
     def close(self, summary: VideoSummary | None = None) -> None:
+        """Write the header (if no frame came) and the summary, and close the file."""
         if self._file.closed:
             return
         if not self._header_written:
-            self._write({"type": "header", **self._header, "width": None, "height": None})
+            self._write("header", {**self._header, "width": None, "height": None})
         if summary is not None:
-            self._write(summary.to_dict())
+            self._write("summary", summary.to_dict())
         self._file.close()
 
 
-def read_records(path: str | os.PathLike) -> tuple[dict, list[dict], dict | None]:
+def read_records(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """Read a records file: (header, frame records, summary or None if the run was killed)."""
-    header, frames, summary = {}, [], None
+    header: dict[str, Any] = {}
+    frames: list[dict[str, Any]] = []
+    summary: dict[str, Any] | None = None
     with open(path, encoding="utf-8") as handle:
         for line in handle:
             if not line.strip():
@@ -191,21 +185,12 @@ def read_records(path: str | os.PathLike) -> tuple[dict, list[dict], dict | None
 
 
 def process_video(
-    source,
+    source: VideoSource | SourceLike,
     output: str | os.PathLike | None = None,
     *,
-    records: str | os.PathLike | None = "auto",
-    aligner=None,
-    assets=None,
-    outputs: Sequence[str] = ("2d_sparse",),
-    smoothing: SmoothingOptions | str | None = "causal",
-    tracker_options: TrackerOptions | None = None,
-    draw_ids: bool = True,
-    codec: str = "auto",
-    fps: float | None = None,
-    max_frames: int | None = None,
-    progress: bool = False,
-    **tracker_overrides,
+    records: str | os.PathLike | Literal["auto"] | None = "auto",
+    aligner: Any = None,
+    options: VideoOptions | None = None,
 ) -> VideoSummary:
     """Track every face of a video, write the rendered video and per-frame records.
 
@@ -215,19 +200,10 @@ def process_video(
         output: rendered video file (None: none).
         records: JSON-lines file; ``"auto"``: ``output`` with the suffix ``.jsonl`` (none when
             there is no output); None: none.
-        aligner: a :class:`~ddfa.FaceAligner` (default: ``FaceAligner(assets=assets)``).
-        outputs: image outputs drawn in this order on each frame (names of
-            :mod:`ddfa.render.outputs` that draw on the frame, e.g. ``2d_sparse``, ``3d``,
-            ``pose``; see :func:`video_output_names`).
-        smoothing: ``"none"``, ``"causal"``, ``"offline"`` or
-            :class:`~ddfa.video.SmoothingOptions`.
-        tracker_options, **tracker_overrides: :class:`~ddfa.video.TrackerOptions` and keyword
-            overrides (``detect_every=...``, ...).
-        draw_ids: label each face with its track id.
-        codec: output codec (see :class:`~ddfa.video.VideoWriter`).
-        fps: frame rate of arrays / override of the file's (not used for a VideoSource).
-        max_frames: stop after this many frames (not used for a VideoSource).
-        progress: show a progress bar (frames per second) on stderr.
+        aligner: a :class:`~ddfa.FaceAligner` with a detector (default: ``FaceAligner()``, the
+            default model and asset root).
+        options: :class:`VideoOptions`: overlays, smoothing, tracking policy, codec, frame
+            rate, frame limit, progress bar (default: its defaults).
 
     Returns:
         A :class:`VideoSummary`; ``summary.problem`` says why an input stopped early (no
@@ -235,43 +211,50 @@ def process_video(
 
     Raises:
         VideoReadError: the input cannot be opened or has no readable frame.
-        InputError: bad arguments (unknown output name, ...).
+        InputError: bad arguments (nothing to write, records file = output video, ...).
+
+    Example:
+        >>> opts = VideoOptions(outputs=("2d_sparse", "pose"), smoothing=SmoothingOptions(mode="offline"),
+        ...                     tracker=TrackerOptions(detect_every=5))
+        >>> summary = process_video("clip.mp4", "out.mp4", aligner=FaceAligner(assets=...), options=opts)
     """
-    outputs = video_output_names(outputs)
+    opts = options if options is not None else VideoOptions()
+    if not isinstance(opts, VideoOptions):
+        raise InputError(f"process_video options must be VideoOptions, got {type(opts).__name__}")
     if output is None and records is None:
         raise InputError("nothing to write: give an output video and/or a records file")
     if records == "auto":
         records = None if output is None else Path(output).with_suffix(".jsonl")
     if output is not None and records is not None and Path(output).resolve() == Path(records).resolve():
         raise InputError(f"{output}: the records file must differ from the output video")
-    smoothing = smoothing_options(smoothing)
-    src = source if isinstance(source, VideoSource) else VideoSource(source, fps=fps, max_frames=max_frames)
+    src = source if isinstance(source, VideoSource) else VideoSource(source, fps=opts.fps,
+                                                                     max_frames=opts.max_frames)
     if aligner is None:
         from ..pipeline import FaceAligner
 
-        aligner = FaceAligner(assets=assets)
-    tracker = VideoTracker(aligner, tracker_options, smoothing=smoothing, **tracker_overrides)
+        aligner = FaceAligner()
+    tracker = VideoTracker(aligner, opts.tracker, smoothing=opts.smoothing)
     summary = VideoSummary(src.name, output=None if output is None else Path(output),
                            records=None if records is None else Path(records))
     header = {"source": src.name, "fps": src.fps, "model": aligner.regressor.name, "frame": FRAME_NOTE,
-              "pose_convention": POSE_NOTE, "tracker": asdict(tracker.options), "smoothing": asdict(smoothing)}
-    writer = VideoWriter(output, src.fps, codec) if output is not None else None
+              "pose_convention": POSE_NOTE, "tracker": asdict(opts.tracker), "smoothing": asdict(opts.smoothing)}
+    writer = VideoWriter(output, src.fps, opts.codec) if output is not None else None
     record_file = RecordsWriter(records, header) if records is not None else None
     from tqdm import tqdm
 
-    bar = tqdm(total=src.frame_count, unit="frame", disable=not progress, file=sys.stderr, dynamic_ncols=True,
+    bar = tqdm(total=src.frame_count, unit="frame", disable=not opts.progress, file=sys.stderr, dynamic_ncols=True,
                desc=Path(src.name).name if src.kind == "file" else src.name)
     start = _time.perf_counter()
     try:
         for result in tracker.track(src):
             if writer is not None:
-                writer.write(render_frame(result, outputs, draw_ids=draw_ids))
+                writer.write(render_frame(result, opts.outputs, draw_ids=opts.draw_ids))
             if record_file is not None:
                 record_file.frame(result)
             summary.frames += 1
             summary.last_frame, summary.last_time = result.index, result.time
             bar.update(1)
-            bar.set_postfix(faces=len(result.faces), tracks=tracker._next_id - 1, refresh=False)
+            bar.set_postfix(faces=len(result.faces), tracks=len(tracker.tracks), refresh=False)
         summary.problem = src.problem
     except KeyboardInterrupt:
         summary.interrupted = True

@@ -1,9 +1,10 @@
 """Temporal smoothing of tracked faces: a One-Euro filter in the image frame, causal or offline.
 
 **What is smoothed.** Not the 68 landmarks and the three angles separately, but each face's 62
-parameters rewritten in the *image frame* (:func:`to_image_params`): ``q = [M | c, shape,
-expression]`` with ``M = A·s·R`` and ``c = A·t + b``, where ``x_img = A·x_model + b`` is the
-model-to-image map of the face's roi (:mod:`ddfa.morphable.frames`). In that form a face no
+parameters rewritten in the *image frame* (:func:`ddfa.morphable.frames.params_to_image`):
+``q = [M | c, shape, expression]`` with ``M = A·s·R`` and ``c = A·t + b``, where
+``x_img = A·x_model + b`` is the model-to-image map of the face's roi
+(:func:`~ddfa.morphable.frames.roi_affine`). In that form a face no
 longer depends on the roi it was cropped with, so faces of consecutive frames are comparable
 and ``model.reconstruct(q)`` gives image-frame points directly. Everything is derived from the
 smoothed ``q``: the landmarks, the dense mesh (overlays, depth, PNCC) and the pose (from the
@@ -27,109 +28,51 @@ twice. Results come out ``lookahead`` frames late; works on any stream.
 
 from __future__ import annotations
 
-import math
 from collections import deque
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import InputError
-from ..morphable.frames import CROP_SIZE
+from ..boxes import landmark_boxes
+from ..morphable.frames import params_from_image, params_to_image
+from ..morphable.params import NUM_PARAMS
 from ..morphable.pose import pose_angles
+from .options import SMOOTH_MODES, SmoothingLike, SmoothingOptions, SmoothMode, smoothing_options
 
-SMOOTH_MODES = ("none", "causal", "offline")
+if TYPE_CHECKING:  # pragma: no cover
+    from ..morphable.model import MorphableModel
+    from .tracker import FrameResult
+
+__all__ = ["SMOOTH_MODES", "FaceSmoother", "SmoothMode", "SmoothingOptions", "carry_boxes", "one_euro_alpha",
+           "smoothed_faces", "smoothing_options"]
 
 
-@dataclass(frozen=True)
-class SmoothingOptions:
-    """Temporal smoothing settings (see the module docstring).
+def carry_boxes(boxes: np.ndarray, before: np.ndarray, after: np.ndarray) -> np.ndarray:
+    """Move boxes with the faces they belong to.
 
-    Attributes:
-        mode: ``"none"``, ``"causal"`` (One-Euro, no delay) or ``"offline"`` (One-Euro forward
-            and backward over ``lookahead`` future frames; output delayed by that many frames).
-        min_cutoff: cut-off frequency of a still face, Hz (lower: smoother, more lag).
-        beta: cut-off increase per unit of speed, Hz per (face size / s) (higher: less lag
-            during fast motion).
-        d_cutoff: cut-off of the speed estimate, Hz.
-        strength: divides the cut-off: 2 smooths twice as strongly, 0.5 half as much.
-        lookahead: future frames used by ``"offline"``.
+    Each box is carried by the axis-aligned map (per-axis scale about the centre, then shift)
+    that takes the reference box ``before`` to ``after`` (e.g. a face's landmark box on the frame
+    the box was found, and now).
+
+    Args:
+        boxes, before, after: (K, 4) or (4,) boxes ``(x1, y1, x2, y2)`` in image pixels.
+
+    Returns:
+        (K, 4) or (4,) float32 boxes.
     """
-
-    mode: str = "causal"
-    min_cutoff: float = 1.0
-    beta: float = 10.0
-    d_cutoff: float = 3.0
-    strength: float = 1.0
-    lookahead: int = 10
-
-    def __post_init__(self):
-        if self.mode not in SMOOTH_MODES:
-            raise InputError(f"smoothing mode must be one of {SMOOTH_MODES}, got {self.mode!r}")
-        for name in ("min_cutoff", "d_cutoff", "strength"):
-            value = getattr(self, name)
-            if not (value > 0 and math.isfinite(value)):
-                raise InputError(f"smoothing {name} must be > 0, got {value}")
-        if not (self.beta >= 0 and math.isfinite(self.beta)):
-            raise InputError(f"smoothing beta must be >= 0, got {self.beta}")
-        if int(self.lookahead) < 1:
-            raise InputError(f"smoothing lookahead must be >= 1 frame, got {self.lookahead}")
+    boxes, before, after = (np.asarray(b, dtype=np.float64) for b in (boxes, before, after))
+    scale = np.maximum(after[..., 2:] - after[..., :2], 1e-6) / np.maximum(before[..., 2:] - before[..., :2], 1e-6)
+    centre_before = (before[..., :2] + before[..., 2:]) / 2
+    centre_after = (after[..., :2] + after[..., 2:]) / 2
+    corners = [centre_after + (boxes[..., k:k + 2] - centre_before) * scale for k in (0, 2)]
+    return np.concatenate(corners, axis=-1).astype(np.float32)
 
 
-def smoothing_options(smoothing) -> SmoothingOptions:
-    """A :class:`SmoothingOptions` from options, a mode name, True/False or None (= none)."""
-    if isinstance(smoothing, SmoothingOptions):
-        return smoothing
-    if smoothing is None or smoothing is False:
-        return SmoothingOptions(mode="none")
-    if smoothing is True:
-        return SmoothingOptions()
-    if isinstance(smoothing, str):
-        return SmoothingOptions(mode=smoothing)
-    if isinstance(smoothing, dict):
-        return SmoothingOptions(**smoothing)
-    raise InputError(f"smoothing must be SmoothingOptions, a mode {SMOOTH_MODES}, True/False or None, "
-                     f"got {smoothing!r}")
-
-
-# ---------------------------------------------------------------------- image-frame parameters
-def _roi_affine(roi_boxes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(K, 4) rois -> diagonal ``a`` (K, 3) and offset ``b`` (K, 3) of model -> image frame."""
-    roi = np.asarray(roi_boxes, dtype=np.float64).reshape(-1, 4)
-    kx = (roi[:, 2] - roi[:, 0]) / CROP_SIZE
-    ky = (roi[:, 3] - roi[:, 1]) / CROP_SIZE
-    a = np.stack([kx, -ky, (kx + ky) / 2], axis=1)
-    b = np.stack([roi[:, 0] - kx, roi[:, 1] + CROP_SIZE * ky, np.zeros_like(kx)], axis=1)
-    return a, b
-
-
-def to_image_params(params: np.ndarray, roi_boxes: np.ndarray) -> np.ndarray:
-    """(K, 62) crop-frame parameters and (K, 4) rois -> (K, 62) float64 image-frame parameters.
-
-    The pose block ``[M | c]`` maps model-frame points straight to image-frame pixels
-    (``model.reconstruct(q)`` = image-frame landmarks or vertices); shape and expression are
-    unchanged.
-    """
-    p = np.asarray(params, dtype=np.float64).reshape(-1, 62)
-    a, b = _roi_affine(roi_boxes)
-    pose = p[:, :12].reshape(-1, 3, 4)
-    m = a[:, :, None] * pose[:, :, :3]
-    c = a * pose[:, :, 3] + b
-    return np.concatenate([np.concatenate([m, c[:, :, None]], axis=2).reshape(-1, 12), p[:, 12:]], axis=1)
-
-
-def from_image_params(q: np.ndarray, roi_boxes: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`to_image_params`: (K, 62) image-frame -> (K, 62) crop-frame params."""
-    q = np.asarray(q, dtype=np.float64).reshape(-1, 62)
-    a, b = _roi_affine(roi_boxes)
-    pose = q[:, :12].reshape(-1, 3, 4)
-    p3 = pose[:, :, :3] / a[:, :, None]
-    t = (pose[:, :, 3] - b) / a
-    return np.concatenate([np.concatenate([p3, t[:, :, None]], axis=2).reshape(-1, 12), q[:, 12:]], axis=1)
-
-
-def one_euro_alpha(cutoff, dt):
-    """Smoothing factor of an exponential filter with cut-off ``cutoff`` Hz at step ``dt`` s."""
+def one_euro_alpha(cutoff: Any, dt: Any) -> np.ndarray:
+    """Smoothing factor (float64, same shape as the broadcast inputs) of an exponential filter
+    with cut-off ``cutoff`` Hz at step ``dt`` seconds."""
     tau = 1.0 / (2.0 * np.pi * np.asarray(cutoff, dtype=np.float64))
     return 1.0 / (1.0 + tau / np.asarray(dt, dtype=np.float64))
 
@@ -157,17 +100,18 @@ class FaceSmoother:
         fps: frame rate assumed when two frames have the same time stamp.
     """
 
-    def __init__(self, options: SmoothingOptions | str | None = None, model=None, fps: float = 30.0):
+    def __init__(self, options: SmoothingLike = None, model: MorphableModel | None = None, fps: float = 30.0):
         self.options = smoothing_options(options)
         self.model = model
         self.fps = float(fps)
         self._states: dict[int, _TrackState] = {}
         # offline: raw results waiting for their look-ahead, and per track the forward-filtered
         # q and alpha of the frames still needed, by frame index
-        self._pending: deque = deque()
+        self._pending: deque[FrameResult] = deque()
         self._history: dict[int, dict[int, tuple[np.ndarray, float]]] = {}
 
-    def push(self, result) -> list:
+    def push(self, result: FrameResult) -> list[FrameResult]:
+        """Take one raw frame result; return the results ready for output (see the class)."""
         mode = self.options.mode
         if mode == "none":
             return [result]
@@ -182,33 +126,34 @@ class FaceSmoother:
             out.append(self._backward(self._pending.popleft()))
         return out
 
-    def flush(self) -> list:
+    def flush(self) -> list[FrameResult]:
+        """The results still held back (``"offline"``), at the end of a stream; resets the state."""
         out = [self._backward(r) for r in self._pending] if self.options.mode == "offline" else []
         self._pending.clear()
         self._history.clear()
         self._states.clear()
         return out
 
-    def smooth(self, results) -> Iterator:
+    def smooth(self, results: Iterable[FrameResult]) -> Iterator[FrameResult]:
         """Smooth a whole stream of frame results (generator)."""
         for result in results:
             yield from self.push(result)
         yield from self.flush()
 
     # ------------------------------------------------------------------ internals
-    def _model(self, faces):
+    def _model(self, faces: Sequence[Any]) -> MorphableModel:
         return self.model if self.model is not None else faces[0].model
 
-    def _forward(self, result) -> tuple[np.ndarray, np.ndarray]:
+    def _forward(self, result: FrameResult) -> tuple[np.ndarray, np.ndarray]:
         """Causal One-Euro step of every face of one frame: (K, 62) q̂ and (K,) alpha."""
         faces = result.faces
         live = {face.track_id for face in faces}
         for gone in set(self._states) - live:
             del self._states[gone]
         if not faces:
-            return np.zeros((0, 62)), np.zeros(0)
+            return np.zeros((0, NUM_PARAMS)), np.zeros(0)
         opts = self.options
-        q_raw = to_image_params(np.stack([f.params for f in faces]), np.stack([f.roi_box for f in faces]))
+        q_raw = params_to_image(np.stack([f.params for f in faces]), np.stack([f.roi_box for f in faces]))
         lmk_raw = np.stack([f.landmarks[:, :2] for f in faces]).astype(np.float64)
         sizes = np.array([max(float(f.roi_box[2] - f.roi_box[0]), 1.0) for f in faces])
         states = [self._states.get(f.track_id) for f in faces]
@@ -232,7 +177,7 @@ class FaceSmoother:
             self._states[face.track_id] = _TrackState(q_hat[k], landmarks[k], speed_vec[k], float(result.time))
         return q_hat, alpha
 
-    def _backward(self, result):
+    def _backward(self, result: FrameResult) -> FrameResult:
         """Forward-backward output of a buffered frame, using the look-ahead frames stored."""
         faces = result.faces
         if not faces:
@@ -240,7 +185,7 @@ class FaceSmoother:
         tracks = [self._history[f.track_id] for f in faces]
         horizon = max(max(h) for h in tracks) - result.index
         # a (K, horizon+1) sequence per face; past a track's end repeat its last value (any alpha)
-        qs = np.empty((len(faces), horizon + 1, 62))
+        qs = np.empty((len(faces), horizon + 1, NUM_PARAMS))
         alphas = np.ones((len(faces), horizon + 1))
         for k, hist in enumerate(tracks):
             last = result.index
@@ -260,26 +205,28 @@ class FaceSmoother:
             del self._history[tid]
         return self._with_faces(result, y)
 
-    def _with_faces(self, result, q: np.ndarray):
+    def _with_faces(self, result: FrameResult, q: np.ndarray) -> FrameResult:
         if not result.faces:
             return result
         faces = smoothed_faces(result.faces, q, self._model(result.faces))
         return replace(result, faces=faces)
 
 
-def smoothed_faces(faces: Sequence, q: np.ndarray, model) -> list:
+def smoothed_faces(faces: Sequence[Any], q: np.ndarray, model: MorphableModel) -> list[Any]:
     """Copies of ``faces`` rebuilt from (K, 62) image-frame parameters ``q``.
 
-    Each copy keeps its roi box (``params`` are re-expressed relative to it), gets landmarks and
-    pose from ``q`` and its landmarks' bounding box as ``box``; ``raw`` is the input face.
+    Each copy keeps its roi box (``params`` are re-expressed relative to it, see
+    :func:`~ddfa.morphable.frames.params_from_image`), gets landmarks and pose from ``q``, and its
+    ``box`` carried from the input face's landmark box to the new one (:func:`carry_boxes`);
+    ``raw`` is the input face (or the input's own ``raw``).
     """
-    rois = np.stack([f.roi_box for f in faces])
-    params = from_image_params(q, rois)
-    landmarks = model.landmarks(q).astype(np.float32)
-    angles = pose_angles(params)
-    boxes = np.concatenate([landmarks[:, :, :2].min(axis=1), landmarks[:, :, :2].max(axis=1)], axis=1)
     from ..face import Pose
 
+    params = params_from_image(q, np.stack([f.roi_box for f in faces]))
+    landmarks = model.landmarks(q).astype(np.float32)
+    angles = pose_angles(params)
+    boxes = carry_boxes(np.stack([f.box for f in faces]), np.stack([f.landmark_box for f in faces]),
+                        landmark_boxes(landmarks))
     out = []
     for k, face in enumerate(faces):
         out.append(replace(face, params=params[k].astype(np.float32), landmarks=landmarks[k],

@@ -20,8 +20,8 @@
    the face in front of it.
 3. *Detect* on the first frame, every ``detect_every`` frames after the last detection, and
    on any frame with an uncertain track. Detections are matched to tracks by the IoU of their
-   rois (:func:`~ddfa.pipeline.crop.roi_from_box` vs the track's landmark roi), with the
-   Hungarian method (``scipy.optimize.linear_sum_assignment``), accepting IoU >=
+   rois (by the detector's own box-to-roi rule, ``FaceAligner.rois_from_detections``) with the
+   tracks' landmark rois, by the Hungarian method (``scipy.optimize.linear_sum_assignment``), accepting IoU >=
    ``match_iou``. A matched track is confirmed (its detection score is kept); if the match is
    loose (IoU < ``reanchor_iou``, e.g. after fast motion) the track is re-aligned from the
    detection box (two-step: box, then landmark crop). An unmatched *uncertain* track ends
@@ -46,17 +46,22 @@ Cost: one batched regressor call per frame, plus a full-frame detection every
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Iterator
+from collections.abc import Iterator
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
 
 import numpy as np
 
+from ..boxes import box_iou
 from ..errors import InputError
 from ..face import Face
 from ..io.image import to_bgr_uint8
-from ..pipeline.crop import roi_from_box, roi_from_landmarks
-from .io import iter_frames
-from .smoothing import FaceSmoother, SmoothingOptions, smoothing_options
+from ..pipeline.crop import roi_from_landmarks
+from .io import SourceLike, VideoSource, iter_frames
+from .options import SmoothingLike, TrackerOptions, smoothing_options
+from .smoothing import FaceSmoother, carry_boxes
+
+__all__ = ["FrameResult", "Track", "TrackEvent", "TrackedFace", "TrackerOptions", "VideoTracker", "visible_fraction"]
 
 
 @dataclass(eq=False)
@@ -68,18 +73,24 @@ class TrackedFace(Face):
         confirmed: a detection was matched to this face on this frame.
         raw: the unsmoothed face when this one is smoothed (None otherwise).
 
-    ``box`` is the bounding box of the landmarks (x1, y1, x2, y2) in pixels for every face of a
-    video, so it does not jump on frames where the detector runs; ``score`` is the score of the
-    track's last matched detection.
+    ``box`` is a detector box, as for photos: on a frame where a detection confirmed (or
+    started) the track it is that detection's box ``(x1, y1, x2, y2)``; on the frames between
+    detector runs it is that box carried with the face (scaled and shifted as the face's
+    landmark box moved since, :func:`~ddfa.video.smoothing.carry_boxes`), so it follows the face
+    and may step by the detector's own noise when the detector runs again. The landmarks'
+    bounding box of every frame is :attr:`landmark_box`. ``score`` is the score of the track's
+    last matched detection.
     """
 
     track_id: int = 0
     confirmed: bool = False
-    raw: "Face | None" = field(default=None, repr=False)
+    raw: Face | None = field(default=None, repr=False)
 
     def to_dict(self, *, dense: bool = False) -> dict[str, Any]:
-        out = {"track_id": int(self.track_id), "confirmed": bool(self.confirmed)}
+        """:meth:`ddfa.Face.to_dict` with ``track_id``, ``confirmed`` and ``landmark_box``."""
+        out: dict[str, Any] = {"track_id": int(self.track_id), "confirmed": bool(self.confirmed)}
         out.update(super().to_dict(dense=dense))
+        out["landmark_box"] = [float(v) for v in self.landmark_box]
         return out
 
 
@@ -88,11 +99,12 @@ class TrackEvent:
     """A track starting or ending on a frame (``reason`` says why it ended)."""
 
     track_id: int
-    event: str  # "start" or "end"
+    event: Literal["start", "end"]
     reason: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        out = {"track_id": self.track_id, "event": self.event}
+        """``{"track_id", "event"[, "reason"]}``."""
+        out: dict[str, Any] = {"track_id": self.track_id, "event": self.event}
         if self.reason:
             out["reason"] = self.reason
         return out
@@ -125,91 +137,37 @@ class FrameResult:
                 "events": [e.to_dict() for e in self.events]}
 
 
-@dataclass(frozen=True)
-class TrackerOptions:
-    """Tracking policy (see the module docstring).
-
-    Attributes:
-        detect_every: run the detector on every N-th frame after the last run (1: every
-            frame; 0: only on the first frame and when a track is uncertain).
-        max_faces: follow at most this many faces (None: all).
-        match_iou: minimum roi IoU to match a detection to a track.
-        reanchor_iou: below this IoU a matched track is re-aligned from the detection box.
-        min_consistency: a track whose crop roi and new landmark roi have a lower IoU is
-            uncertain.
-        max_scale_change: a track whose roi side changes by more than this factor between
-            two frames is uncertain.
-        min_visible: a track with less of its roi inside the frame is uncertain.
-        end_visible: a track with less of its landmark box inside the frame ends.
-        duplicate_distance: two tracks whose mean landmark distance is below this fraction of
-            the face size follow the same face.
-        max_misses: detection runs in a row that may miss a (certain) track before it ends.
-        min_confidence: a refined face (the aligner's ``refine`` is not ``"none"``) whose
-            ``confidence`` is below this is uncertain (ignored for unrefined faces).
-    """
-
-    detect_every: int = 10
-    max_faces: int | None = None
-    match_iou: float = 0.3
-    reanchor_iou: float = 0.5
-    min_consistency: float = 0.6
-    max_scale_change: float = 1.3
-    min_visible: float = 0.7
-    end_visible: float = 0.25
-    duplicate_distance: float = 0.1
-    max_misses: int = 2
-    min_confidence: float = 0.5
-
-    def __post_init__(self):
-        if int(self.detect_every) < 0:
-            raise InputError(f"detect_every must be >= 0, got {self.detect_every}")
-        if self.max_faces is not None and int(self.max_faces) < 0:
-            raise InputError(f"max_faces must be >= 0, got {self.max_faces}")
-        if int(self.max_misses) < 0:
-            raise InputError(f"max_misses must be >= 0, got {self.max_misses}")
-        if not self.max_scale_change >= 1:
-            raise InputError(f"max_scale_change must be >= 1, got {self.max_scale_change}")
-        for name in ("match_iou", "reanchor_iou", "min_consistency", "min_visible", "end_visible", "min_confidence"):
-            value = getattr(self, name)
-            if not 0 <= value <= 1:
-                raise InputError(f"{name} must be in [0, 1], got {value}")
-
-
 @dataclass
 class Track:
-    """A followed face: its id, last raw face and bookkeeping."""
+    """A followed face: its id, last raw face and bookkeeping.
+
+    ``box`` is the (4,) box of the detection that last confirmed (or started) the track and
+    ``box_anchor`` the face's landmark box on that frame: the face's ``box`` on later frames is
+    ``box`` carried from ``box_anchor`` to the face's landmark box then.
+    """
 
     id: int
     first_frame: int
     last_frame: int
     face: Face
     score: float
+    box: np.ndarray
+    box_anchor: np.ndarray
     misses: int = 0
     frames: int = 1
     end_reason: str | None = None
 
+    def confirm(self, face: Face, box: np.ndarray, score: float) -> None:
+        """A detection (``box``, ``score``) matched this track, whose face is now ``face``."""
+        self.face, self.score, self.misses = face, float(score), 0
+        self.box = np.asarray(box, np.float32)
+        self.box_anchor = face.landmark_box
+
 
 # ---------------------------------------------------------------------- geometry helpers
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """IoU of (N, 4) boxes ``a`` against (M, 4) boxes ``b`` -> (N, M)."""
-    a = np.asarray(a, np.float64).reshape(-1, 1, 4)
-    b = np.asarray(b, np.float64).reshape(1, -1, 4)
-    w = np.clip(np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]), 0, None)
-    h = np.clip(np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]), 0, None)
-    inter = w * h
-    area_a = (a[..., 2] - a[..., 0]) * (a[..., 3] - a[..., 1])
-    area_b = (b[..., 2] - b[..., 0]) * (b[..., 3] - b[..., 1])
-    return inter / np.maximum(area_a + area_b - inter, 1e-9)
-
-
-def landmark_boxes(landmarks: np.ndarray) -> np.ndarray:
-    """(K, 68, 2+) landmarks -> (K, 4) bounding boxes."""
-    pts = np.asarray(landmarks)[..., :2]
-    return np.concatenate([pts.min(axis=1), pts.max(axis=1)], axis=1)
-
-
 def visible_fraction(boxes: np.ndarray, width: int, height: int) -> np.ndarray:
-    """(K, 4) boxes -> (K,) fraction of each box's area inside a width x height frame."""
+    """(K, 4) boxes in pixels -> (K,) float64 fraction of each box's area inside a width x height
+    frame (pixel centres 0 .. width-1, 0 .. height-1)."""
     b = np.asarray(boxes, np.float64).reshape(-1, 4)
     area = np.maximum((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]), 1e-9)
     w = np.clip(np.minimum(b[:, 2], width - 1) - np.maximum(b[:, 0], 0), 0, None)
@@ -227,31 +185,25 @@ class VideoTracker:
 
     Args:
         aligner: a :class:`~ddfa.FaceAligner` with a detector.
-        options: :class:`TrackerOptions` (keyword overrides of its fields are accepted too,
-            e.g. ``detect_every=5``).
-        smoothing: :class:`~ddfa.video.smoothing.SmoothingOptions`, or a mode ``"none"``,
+        options: :class:`TrackerOptions` (default: its defaults).
+        smoothing: :class:`~ddfa.video.SmoothingOptions`, or a mode ``"none"``,
             ``"causal"``, ``"offline"`` (default: causal One-Euro).
 
     Example:
-        >>> tracker = VideoTracker(FaceAligner(assets=...), detect_every=10, smoothing="causal")
+        >>> tracker = VideoTracker(FaceAligner(assets=...), TrackerOptions(detect_every=10), smoothing="causal")
         >>> for result in tracker.track("video.mp4"):
         ...     for face in result.faces:
         ...         print(result.index, face.track_id, face.pose.yaw)
     """
 
-    def __init__(self, aligner, options: TrackerOptions | None = None,
-                 smoothing: SmoothingOptions | str | None = "causal", **overrides):
+    def __init__(self, aligner: Any, options: TrackerOptions | None = None, *,
+                 smoothing: SmoothingLike = "causal"):
         if getattr(aligner, "detector", None) is None:
             raise InputError("VideoTracker needs a FaceAligner with a detector")
+        if options is not None and not isinstance(options, TrackerOptions):
+            raise InputError(f"VideoTracker options must be TrackerOptions, got {type(options).__name__}")
         self.aligner = aligner
-        base = options or TrackerOptions()
-        if overrides:
-            unknown = set(overrides) - set(TrackerOptions.__dataclass_fields__)
-            if unknown:
-                raise InputError(f"unknown tracker option(s) {sorted(unknown)}")
-            base = TrackerOptions(**{**{k: getattr(base, k) for k in TrackerOptions.__dataclass_fields__},
-                                     **overrides})
-        self.options = base
+        self.options = options or TrackerOptions()
         self.smoothing = smoothing_options(smoothing)
         self.reset()
 
@@ -270,7 +222,8 @@ class VideoTracker:
         return sorted(self.finished + self.active, key=lambda t: t.id)
 
     # ------------------------------------------------------------------ streams
-    def track(self, frames, *, fps: float | None = None) -> Iterator[FrameResult]:
+    def track(self, frames: VideoSource | SourceLike, *,
+              fps: float | None = None) -> Iterator[FrameResult]:
         """Follow every face through ``frames`` (a :class:`~ddfa.video.VideoSource`, a path, a
         webcam index, or an iterable of BGR arrays / :class:`~ddfa.video.VideoFrame`).
 
@@ -308,7 +261,7 @@ class VideoTracker:
             new_rois = roi_from_landmarks(np.stack([f.landmarks for f in faces]))
             iou = np.diag(box_iou(crop_rois, new_rois)) if len(faces) else np.zeros(0)
             scale = _roi_side(new_rois) / _roi_side(crop_rois)
-            visible = visible_fraction(landmark_boxes(np.stack([f.landmarks for f in faces])), width, height)
+            visible = visible_fraction(np.stack([f.landmark_box for f in faces]), width, height)
             roi_visible = visible_fraction(new_rois, width, height)
             keep = []
             for k, (track, face) in enumerate(zip(self.active, faces)):
@@ -333,8 +286,8 @@ class VideoTracker:
             confirmed = self._detect_and_associate(image, index, uncertain, events)
             self._since_detection = 0
             self.detector_runs += 1
-        else:
-            self._since_detection += 1
+        else:  # (not None: the first frame always detects)
+            self._since_detection = (self._since_detection or 0) + 1
 
         for track in self.active:
             track.last_frame = index
@@ -366,13 +319,14 @@ class VideoTracker:
                 self._end(self.active[k], f"merged into track {self.active[twin].id}", events)
         self.active = [self.active[k] for k in sorted(kept)]
 
-    def _detect_and_associate(self, image, index, uncertain, events) -> set[int]:
+    def _detect_and_associate(self, image: np.ndarray, index: int, uncertain: set[int],
+                              events: list[TrackEvent]) -> set[int]:
         """Run the detector, match, re-anchor, end lost tracks and start new ones."""
         from scipy.optimize import linear_sum_assignment
 
         opts = self.options
         detections = self.aligner.detect(image)
-        det_rois = roi_from_box(detections.boxes)
+        det_rois = self.aligner.rois_from_detections(detections)
         matched_det: dict[int, int] = {}  # track position -> detection index
         reanchor: list[tuple[int, int]] = []
         if self.active and len(detections):
@@ -391,18 +345,15 @@ class VideoTracker:
         to_align = [c for _, c in reanchor] + fresh
         aligned: dict[int, Face] = {}
         if to_align:
-            boxes = np.concatenate([detections.boxes[to_align], detections.scores[to_align, None]], axis=1)
+            boxes = detections.select(to_align)  # rois by the detector's own box-to-roi rule
             for d, face in zip(to_align, self.aligner(image, boxes=boxes, crop_policy="landmarks")):
                 aligned[d] = face
         confirmed: set[int] = set()
         survivors: list[Track] = []
         for pos, track in enumerate(self.active):
-            d = matched_det.get(pos)
-            if d is not None:
-                track.misses = 0
-                track.score = float(detections.scores[d])
-                if d in aligned:
-                    track.face = aligned[d]
+            match = matched_det.get(pos)
+            if match is not None:
+                track.confirm(aligned.get(match, track.face), detections.boxes[match], detections.scores[match])
                 confirmed.add(track.id)
                 survivors.append(track)
             elif track.id in uncertain:
@@ -424,7 +375,8 @@ class VideoTracker:
                 if any(np.linalg.norm(pts - other, axis=1).mean() < opts.duplicate_distance * size for other in lmk):
                     continue
                 lmk.append(pts)
-                track = Track(self._next_id, index, index, face, float(detections.scores[d]))
+                track = Track(self._next_id, index, index, face, float(detections.scores[d]),
+                              box=np.asarray(detections.boxes[d], np.float32), box_anchor=face.landmark_box)
                 self._next_id += 1
                 self.active.append(track)
                 confirmed.add(track.id)
@@ -434,9 +386,8 @@ class VideoTracker:
     def _tracked_face(self, track: Track, confirmed: bool) -> TrackedFace:
         face = track.face
         track.frames = track.last_frame - track.first_frame + 1
-        box = landmark_boxes(face.landmarks[None])[0].astype(np.float32)
-        return TrackedFace(box=box, score=track.score, roi_box=face.roi_box, params=face.params,
-                           landmarks=face.landmarks, pose=face.pose, image_index=0, model=face.model,
-                           uncertainty=face.uncertainty, confidence=face.confidence,
-                           track_id=track.id, confirmed=confirmed)
+        copied = {f.name: getattr(face, f.name) for f in fields(Face)}
+        copied.update(box=carry_boxes(track.box, track.box_anchor, face.landmark_box), score=track.score,
+                      image_index=0)
+        return TrackedFace(**copied, track_id=track.id, confirmed=confirmed)
 

@@ -1,4 +1,4 @@
-"""FaceBoxes anchors (priors), box decoding and non-maximum suppression, vectorised.
+"""FaceBoxes anchors (priors) and box decoding, vectorised; its NMS convention.
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels of the image the network saw; priors are
 ``(cx, cy, w, h)`` as fractions of that image's width and height.
@@ -10,6 +10,8 @@ import math
 from functools import lru_cache
 
 import numpy as np
+
+from ...boxes import nms as shared_nms
 
 #: anchor sizes in pixels per detection layer, and the layers' strides
 MIN_SIZES: tuple[tuple[int, ...], ...] = ((32, 64, 128), (256,), (512,))
@@ -86,35 +88,10 @@ def decode_boxes(loc: np.ndarray, priors: np.ndarray, variances=VARIANCES) -> np
 
 
 def nms(boxes: np.ndarray, scores: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """Greedy non-maximum suppression.
-
-    Boxes are visited in descending score; a box is dropped when its overlap with an already
-    kept box exceeds ``iou_threshold`` (strictly). Areas use the pixel-inclusive convention
-    ``(x2 - x1 + 1) * (y2 - y1 + 1)`` of the original FaceBoxes code. Each step is one
-    vectorised overlap computation against all remaining boxes.
-
-    Args:
-        boxes: (N, 4) float32 ``(x1, y1, x2, y2)`` in pixels.
-        scores: (N,) scores.
-        iou_threshold: overlap above which a lower-scored box is suppressed.
+    """FaceBoxes' non-maximum suppression: :func:`ddfa.boxes.nms` with the original code's
+    pixel-inclusive areas ``(x2 - x1 + 1) * (y2 - y1 + 1)``.
 
     Returns:
         (K,) int64 indices of the kept boxes, in descending score.
     """
-    if len(boxes) == 0:
-        return np.zeros(0, dtype=np.int64)
-    x1, y1, x2, y2 = boxes[:, 0], boxes[:, 1], boxes[:, 2], boxes[:, 3]
-    one = boxes.dtype.type(1)
-    areas = (x2 - x1 + one) * (y2 - y1 + one)
-    order = np.argsort(scores)[::-1]  # the original's tie order
-    keep = []
-    while order.size > 0:
-        i = order[0]
-        keep.append(i)
-        rest = order[1:]
-        w = np.maximum(0.0, np.minimum(x2[i], x2[rest]) - np.maximum(x1[i], x1[rest]) + one)
-        h = np.maximum(0.0, np.minimum(y2[i], y2[rest]) - np.maximum(y1[i], y1[rest]) + one)
-        inter = w * h
-        overlap = inter / (areas[i] + areas[rest] - inter)
-        order = rest[overlap <= iou_threshold]
-    return np.asarray(keep, dtype=np.int64)
+    return shared_nms(boxes, scores, iou_threshold, pixel_inclusive=True)

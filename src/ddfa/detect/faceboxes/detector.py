@@ -4,29 +4,44 @@ The image is scaled to fit 720 x 1080 (never up), the network runs on the BGR im
 the channel means, boxes are decoded from the cached anchors of that input size, and
 non-maximum suppression keeps the best of overlapping boxes. Thresholds default to those of
 3DDFA_V2's demo, so detections equal the original's.
+
+On onnxruntime and OpenVINO the network runs from its converted ONNX graph (cached and verified
+by :mod:`ddfa.nets.model_cache`, keyed on the weights' sha256): torch is imported only to
+convert it once, or for ``backend="torch"``. On OpenVINO the uint8 image goes into the compiled
+graph as it is (conversion to float, mean subtraction and layout run inside it).
 """
 
 from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
 import cv2
 import numpy as np
-import torch
 
 from ...assets.safe_pickle import load_torch_checkpoint
+from ...assets.store import AssetsLike
+from ...boxes import FACEBOXES_ROI
 from ...caching import ContentCache
 from ...errors import AssetError
-from ...nets.registry import choose_backend
-from ...assets.store import AssetsLike
+from ...nets.engines import choose_backend, resolve_precision
 from ...runtime import Backend, BaseOptions, resolve_base_options
 from ..base import Detections, register_detector
 from .boxes import decode_boxes, nms, prior_boxes
-from .net import FaceBoxesNet
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .net import FaceBoxesNet
 
 WEIGHTS = "3DDFA_V2/FaceBoxes/weights/FaceBoxesProd.pth"
 BGR_MEAN = np.array([104.0, 117.0, 123.0], dtype=np.float32)
+#: resize large photos inside OpenVINO's compiled graph (bfloat16 only; in float32 the resize is
+#: always OpenCV's, so that detections equal the reference's). Off: measured on a 720p frame,
+#: OpenCV's uint8 resize + the in-graph conversion took half the time of the in-graph resize
+#: (``benchmarks/bench_pipeline.py`` prints both)
+RESIZE_IN_GRAPH = False
+#: version of the detector's ONNX export (bump when the exported graph would change)
+FACEBOXES_RECIPE = 1
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,35 +86,64 @@ class FaceBoxesDetector:
     """
 
     name = "faceboxes"
+    #: 3DDFA_V2's box-to-roi rule, fitted by its authors to these boxes (bit-identical crops)
+    roi_mapping = FACEBOXES_ROI
 
     def __init__(self, assets: AssetsLike = None, *, base_options: BaseOptions | None = None,
                  device: str | None = None, backend: Backend | None = None, threads: int | None = None,
                  options: FaceBoxesOptions | None = None, **overrides):
         base = resolve_base_options(base_options, assets=assets, device=device, backend=backend, threads=threads)
-        store = base.assets
-        threads = base.threads
+        self.base_options = base
         self.options = replace(options or FaceBoxesOptions(), **overrides)
-        self.device = torch.device(base.device)
         self.backend = choose_backend(base.backend, base.device)
-        self.net = FaceBoxesNet()
-        self.net.load_state_dict(_load_state(store))
-        self.net.eval()
-        self._runner = None
+        self.precision = resolve_precision(base.precision, self.backend)
+        self._weights_sha256 = base.assets.digest(WEIGHTS)
+        self._net: FaceBoxesNet | None = None
+        self._runner: Any = None
         self._local = threading.local()
-        if self.backend == "onnxruntime":
-            from ...nets.onnx_backend import cached_onnx_runner
-
-            self._runner = cached_onnx_runner(
-                self.net,
-                torch.zeros(1, 3, 256, 256),
-                tag="faceboxes",
-                cache_dir=store.cache_dir,
-                output_names=("loc", "logits"),
-                dynamic_axes={"input": {2: "height", 3: "width"}, "loc": {1: "priors"}, "logits": {1: "priors"}},
-                threads=threads,
-            )
+        self.resize_in_graph = RESIZE_IN_GRAPH
+        if self.backend == "torch":
+            self.net.to(base.device)
         else:
-            self.net.to(self.device)
+            self._runner = self._open_runner()
+
+    @property
+    def device(self):
+        import torch
+
+        return torch.device(self.base_options.device)
+
+    @property
+    def net(self) -> FaceBoxesNet:
+        """The torch module (built on first access when the engine does not need it)."""
+        if self._net is None:
+            from .net import FaceBoxesNet
+
+            net = FaceBoxesNet()
+            net.load_state_dict(_load_state(self.base_options.assets))
+            self._net = net.eval()
+        return self._net
+
+    def _open_runner(self):
+        from ...nets.engines import open_runner
+        from ...nets.model_cache import converted_model
+        from ...nets.openvino_backend import InputConversion
+
+        def build() -> tuple[bytes, dict]:
+            import torch
+
+            from ...nets.onnx_backend import export_onnx
+
+            data = export_onnx(self.net, torch.zeros(1, 3, 256, 256), None, output_names=("loc", "logits"),
+                               dynamic_axes={"input": {2: "height", 3: "width"}, "loc": {1: "priors"},
+                                             "logits": {1: "priors"}})
+            return data, {}
+
+        base = self.base_options
+        model = converted_model("faceboxes", source_sha256=self._weights_sha256, recipe=FACEBOXES_RECIPE,
+                                cache_dir=base.assets.cache_dir, build=build, describe="the FaceBoxes detector to ONNX")
+        return open_runner(model, self.backend, precision=self.precision, threads=base.threads,
+                           uint8_input=InputConversion((float(BGR_MEAN[0]), float(BGR_MEAN[1]), float(BGR_MEAN[2]))))
 
     def _network_input(self, image: np.ndarray) -> tuple[np.ndarray, float]:
         """(1, 3, h, w) float32 BGR minus the channel means, and the scale applied to the photo.
@@ -111,7 +155,8 @@ class FaceBoxesDetector:
         height, width = image.shape[:2]
         scale = detector_input_scale(height, width, self.options.max_height, self.options.max_width)
         if scale != 1.0:
-            image = cv2.resize(image, (int(scale * width), int(scale * height)))
+            # at least one pixel: a 2 x 3000 strip would otherwise scale to 0 rows (an OpenCV assertion)
+            image = cv2.resize(image, (max(1, int(scale * width)), max(1, int(scale * height))))
         shape = (1, 3) + image.shape[:2]
         buffer = getattr(self._local, "buffer", None)
         if buffer is None or buffer.shape != shape:
@@ -123,10 +168,22 @@ class FaceBoxesDetector:
     def raw_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Network outputs for one image: loc (P, 4), logits (P, 2) (background, face), and the
         scale applied to the photo."""
+        runner = self._runner
+        if runner is not None and runner.takes_uint8:  # OpenVINO: the uint8 photo goes in as it is
+            height, width = image.shape[:2]
+            scale = detector_input_scale(height, width, self.options.max_height, self.options.max_width)
+            target = self._network_input_shape(image.shape, scale)
+            if scale != 1.0 and not (self.resize_in_graph and self.precision == "bf16"):
+                image = cv2.resize(image, target[::-1])
+            resize_to = target if image.shape[:2] != target else None
+            loc, logits = runner(np.ascontiguousarray(image)[None], resize_to=resize_to)
+            return loc[0], logits[0], scale
         x, scale = self._network_input(image)
-        if self._runner is not None:
-            loc, logits = self._runner(x)
+        if runner is not None:
+            loc, logits = runner(x)
         else:
+            import torch
+
             with torch.inference_mode():
                 loc, logits = self.net(torch.from_numpy(x).to(self.device))
             loc, logits = loc.float().cpu().numpy(), logits.float().cpu().numpy()
@@ -165,7 +222,7 @@ class FaceBoxesDetector:
         height, width = shape[:2]
         if scale == 1.0:
             return height, width
-        return int(scale * height), int(scale * width)
+        return max(1, int(scale * height)), max(1, int(scale * width))
 
 
 _STATES: ContentCache[dict] = ContentCache("faceboxes weights")
@@ -177,6 +234,8 @@ def _load_state(store) -> dict:
 
 
 def _read_state(path) -> dict:
+    from .net import FaceBoxesNet
+
     state = load_torch_checkpoint(path)
     state = {k[len("module."):] if k.startswith("module.") else k: v for k, v in state.items()}
     try:

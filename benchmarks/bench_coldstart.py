@@ -1,0 +1,83 @@
+"""Cold start of ``ddfa align photo.jpg --outputs none``: the whole process, converted models cached.
+
+Usage::
+
+    python benchmarks/bench_coldstart.py --assets ../shared/assets [--runs 9] [--photo PATH]
+
+Runs the command (with ``--overwrite``: a re-run would otherwise skip the photo as done) ``--runs``
+times per engine in fresh processes, the engines taking turns
+(after one untimed run each, which fills the caches), and prints the median wall time of the
+whole process (interpreter start to exit), with ``python -c pass`` and ``import ddfa`` measured
+the same way for scale, and which heavy modules each process imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+CHECK = "import sys, atexit; atexit.register(lambda: print('IMPORTED', sorted(m for m in ('torch', 'onnx', " \
+        "'onnxruntime', 'openvino', 'scipy', 'numba') if m in sys.modules), file=sys.stderr)); "
+
+
+def timed(argv: list[str], env: dict | None = None) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    elapsed = time.perf_counter() - start
+    if done.returncode != 0:
+        raise SystemExit(f"failed: {' '.join(argv)}\n{done.stderr}")
+    imported = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED")]
+    return elapsed, imported[-1][len("IMPORTED "):] if imported else ""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--assets", default=None)
+    parser.add_argument("--photo", default=None, help="default: 3DDFA_V2/examples/inputs/JianzhuGuo.jpg")
+    parser.add_argument("--runs", type=int, default=9)
+    parser.add_argument("--engines", nargs="+", default=["auto", "onnxruntime", "openvino"])
+    parser.add_argument("--compare-src", default=None, metavar="DIR",
+                        help="also time another ddfa source tree (its src/ folder, e.g. an earlier version "
+                        "unpacked with `git archive`), run with PYTHONPATH=DIR and its default backend")
+    args = parser.parse_args()
+    assets = args.assets or os.environ.get("DDFA_HOME", "")
+    photo = args.photo or str(Path(assets) / "3DDFA_V2/examples/inputs/JianzhuGuo.jpg")
+    py = sys.executable
+    with tempfile.TemporaryDirectory() as out:
+        commands = {"python -c pass": [py, "-c", "pass"], "import numpy, cv2": [py, "-c", "import numpy, cv2"],
+                    "import ddfa": [py, "-c", CHECK + "import ddfa"]}
+        for engine in args.engines:
+            commands[f"ddfa align ({engine})"] = [
+                py, "-c", CHECK + "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))",
+                "align", photo, "--assets", assets, "--outputs", "none", "--output", out, "--quiet", "--overwrite",
+                "--backend", engine]
+        envs: dict[str, dict] = {}
+        if args.compare_src:
+            name = f"ddfa align ({args.compare_src})"
+            run_main = "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))"
+            commands[name] = [py, "-c", CHECK + run_main, "align", photo, "--assets", assets, "--outputs", "none",
+                              "--output", out, "--quiet", "--overwrite"]
+            envs[name] = {"PYTHONPATH": args.compare_src}
+        for name, argv in commands.items():  # fill the caches; not timed
+            timed(argv, envs.get(name))
+        samples: dict[str, list[float]] = {name: [] for name in commands}
+        imported: dict[str, str] = {}
+        for _ in range(args.runs):
+            for name, argv in commands.items():
+                seconds, modules = timed(argv, envs.get(name))
+                samples[name].append(seconds)
+                imported[name] = modules
+    print(f"whole-process wall time, median of {args.runs} interleaved runs (cache warm), {photo}")
+    for name, values in samples.items():
+        print(f"  {name:<28} {statistics.median(values):6.3f} s   (min {min(values):.3f})   imported: "
+              f"{imported.get(name) or '-'}")
+
+
+if __name__ == "__main__":
+    main()

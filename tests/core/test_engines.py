@@ -1,0 +1,196 @@
+"""Engines: the choice of "auto", OpenVINO's compiled shapes and threads, no busy-waiting, the
+verified converted-model cache, int8, and an inference path that imports neither torch nor onnx."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import ddfa
+from ddfa.errors import InputError
+from ddfa.nets import engines
+from ddfa.nets.model_cache import converted_model
+
+HAS_OPENVINO = engines.openvino_available()
+needs_openvino = pytest.mark.skipif(not HAS_OPENVINO, reason="OpenVINO is not installed")
+HEAVY = ("torch", "onnx", "onnxruntime", "openvino", "scipy", "numba", "matplotlib")
+
+
+def test_auto_choice_follows_the_cpu_and_what_is_installed(monkeypatch):
+    for flag, expected in (("1", "openvino" if HAS_OPENVINO else "onnxruntime"), ("0", "onnxruntime")):
+        monkeypatch.setenv(engines.ENV_BF16, flag)
+        engines.cpu_native_bf16.cache_clear()
+        assert engines.choose_backend("auto", "cpu") == expected
+        assert engines.resolve_precision("auto", "openvino") == ("bf16" if flag == "1" else "f32")
+    engines.cpu_native_bf16.cache_clear()
+    monkeypatch.delenv(engines.ENV_BF16)
+    assert engines.resolve_precision("auto", "onnxruntime") == "f32"
+    assert engines.resolve_precision("int8", "openvino") == ("bf16" if engines.cpu_native_bf16() else "f32")
+    assert engines.resolve_precision("int8", "onnxruntime", int8=True) == "int8"
+    with pytest.raises(InputError, match="bf16"):
+        engines.resolve_precision("bf16", "onnxruntime")
+    with pytest.raises(InputError, match="int8"):
+        engines.resolve_precision("int8", "torch", int8=True)
+    with pytest.raises(InputError, match="precision"):
+        ddfa.BaseOptions(precision="fp8")
+    monkeypatch.setattr(engines, "openvino_available", lambda: False)
+    with pytest.raises(InputError, match="openvino"):
+        engines.choose_backend("openvino", "cpu")
+
+
+def _cpu_seconds_while_idle(seconds: float = 0.3) -> float:
+    start = time.process_time()
+    time.sleep(seconds)
+    return time.process_time() - start
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", pytest.param("openvino", marks=needs_openvino)])
+def test_engine_threads_sleep_when_idle(engine, assets_dir, pipeline_golden):
+    """After a run the engine's threads must not spin: 0.3 s idle costs (almost) no CPU time."""
+    regressor = ddfa.create_model("mb05", assets=assets_dir, backend=engine, threads=2)
+    for _ in range(3):
+        regressor(pipeline_golden["crop"])
+    assert _cpu_seconds_while_idle() < 0.1
+
+
+@needs_openvino
+def test_openvino_compiles_once_per_shape_and_honours_threads(assets_dir, example_images):
+    from ddfa.detect.faceboxes import FaceBoxesDetector
+
+    detector = FaceBoxesDetector(base_options=ddfa.BaseOptions(assets=assets_dir, backend="openvino", threads=1))
+    image = ddfa.read_image(example_images["JianzhuGuo.jpg"])
+    for _ in range(2):
+        detector.detect(image)
+        detector.detect(image[:300, :400])
+    runner = detector._runner
+    assert [key[0] for key in runner.compiled_shapes] == [(1, 551, 413, 3), (1, 300, 400, 3)]
+    compiled = next(iter(runner._compiled.values()))[0]
+    assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+    regressor = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")
+    crops = np.zeros((5, 120, 120, 3), np.uint8)
+    regressor(crops[:1]), regressor(crops)
+    assert regressor._get_runner().compiled_shapes == ["dynamic"]  # one compiled model for every batch size
+
+
+def test_converted_cache_is_keyed_verified_and_rebuilt_when_tampered(tmp_path, monkeypatch, assets_dir,
+                                                                    pipeline_golden, capfd):
+    monkeypatch.setenv("DDFA_CACHE", str(tmp_path))
+    crops, expected = pipeline_golden["crop"], pipeline_golden["param_raw"]
+    first = ddfa.create_model("mb05", assets=assets_dir, backend="onnxruntime")
+    assert "converting regressor 'mb05' to ONNX (first use" in capfd.readouterr().err
+    entry = Path(first.converted().path).parent
+    manifest = json.loads((entry / "manifest.json").read_text())
+    assert manifest["source_sha256"] == first.weights_sha256 and entry.name.startswith(
+        f"regressor-{first.weights_sha256[:16]}-r")
+    assert manifest["files"]["model.onnx"] == first.converted().sha256
+    assert manifest["meta"]["whitening"] == {"name": "v2"}
+
+    again = ddfa.create_model("mb05", assets=assets_dir, backend="onnxruntime")
+    assert capfd.readouterr().err == ""  # verified and used as it is
+    assert again._net is None  # no checkpoint read, no torch module built
+    np.testing.assert_allclose(again.predict_whitened(crops), expected, atol=1e-4)
+
+    model = entry / "model.onnx"
+    data = bytearray(model.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the weights
+    model.write_bytes(bytes(data))
+    rebuilt = ddfa.create_model("mb05", assets=assets_dir, backend="onnxruntime")
+    assert "failed verification" in capfd.readouterr().err
+    np.testing.assert_allclose(rebuilt.predict_whitened(crops), expected, atol=1e-4)
+
+    manifest = json.loads((entry / "manifest.json").read_text())
+    manifest["source_sha256"] = "0" * 64  # a manifest of other weights
+    (entry / "manifest.json").write_text(json.dumps(manifest))
+    ddfa.create_model("mb05", assets=assets_dir, backend="onnxruntime")
+    assert "failed verification" in capfd.readouterr().err
+
+
+def test_converted_model_is_kept_in_memory_when_the_cache_is_not_writable(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    made = converted_model("thing", source_sha256="ab" * 32, recipe=1, cache_dir=blocker,
+                           build=lambda: (b"bytes", {"k": 1}), describe="a thing", quiet=True)
+    assert made.path is None and made.data == b"bytes" and made.meta == {"k": 1}
+
+
+@needs_openvino
+def test_tampered_openvino_blob_is_compiled_again(tmp_path, monkeypatch, assets_dir, pipeline_golden):
+    monkeypatch.setenv("DDFA_CACHE", str(tmp_path))
+    crops = pipeline_golden["crop"]
+    reference = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")(crops)
+    blobs = [p for p in tmp_path.rglob("*") if p.is_file() and p.parent.name.startswith("f32-")
+             and p.name != "blobs.json"]
+    assert blobs, "OpenVINO wrote no compiled blob"
+    for blob in blobs:
+        blob.write_bytes(b"\0" * blob.stat().st_size)
+    again = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")(crops)
+    np.testing.assert_allclose(again, reference, atol=1e-5)
+    assert all(blob.read_bytes().strip(b"\0") for blob in blobs if blob.exists())
+
+
+def test_int8_keeps_first_conv_and_head_in_float_and_stays_close(assets_dir, pipeline_golden):
+    import onnx
+
+    from ddfa.nets.onnx_backend import OnnxRunner
+    from ddfa.nets.quantize import quantize_regressor
+    from ddfa.nets.registry import preprocess_crops
+
+    f32 = ddfa.create_model("mb05", assets=assets_dir, backend="onnxruntime", precision="f32")
+    source = Path(f32.converted().path).read_bytes()
+    crops = pipeline_golden["crop"]
+    int8 = quantize_regressor(source, np.concatenate([crops, pipeline_golden["track_crop"]]))
+    graph = onnx.load_from_string(int8).graph
+    producers = {out: node for node in graph.node for out in node.output}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    heads = [n for n in graph.node if n.op_type in ("Gemm", "MatMul")]
+    quantised = [n for n in convs if producers.get(n.input[0]) is not None
+                 and producers[n.input[0]].op_type == "DequantizeLinear"]
+    assert convs[0] not in quantised and len(quantised) == len(convs) - 1
+    assert heads and all(producers.get(i) is None or producers[i].op_type != "DequantizeLinear"
+                         for n in heads for i in n.input)  # float weights, unquantised features
+    raw = OnnxRunner(int8)(preprocess_crops(crops))[0]
+    err = np.abs(raw - pipeline_golden["param_raw"])
+    assert 1e-3 < err.max() < 0.5  # quantised (not the float graph), and still the same faces
+
+
+def _run(code: str, *args: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, *args, "-c", code], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **(env or {})})
+
+
+def test_help_imports_nothing_heavy():
+    done = _run("from ddfa.cli.main import main\nimport contextlib, io\n"
+                "with contextlib.redirect_stdout(io.StringIO()):\n"
+                "    try:\n        main(['--help'])\n    except SystemExit:\n        pass", "-X", "importtime")
+    assert done.returncode == 0, done.stderr
+    imported = {line.split("|")[-1].strip().split(".")[0] for line in done.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert "ddfa" in imported and not imported & set(HEAVY), sorted(imported & set(HEAVY))
+
+
+@pytest.mark.parametrize("engine", ["onnxruntime", pytest.param("openvino", marks=needs_openvino)])
+def test_inference_path_imports_neither_torch_nor_onnx_once_cached(engine, assets_dir, example_images, tmp_path):
+    photo = example_images["JianzhuGuo.jpg"]
+    ddfa.FaceAligner(assets=assets_dir, backend=engine)(photo)  # fills the cache (DDFA_CACHE of the tests)
+    code = f"""
+import sys
+import ddfa
+from ddfa.cli.main import main
+faces = ddfa.FaceAligner(assets={str(assets_dir)!r}, backend={engine!r})({str(photo)!r})
+assert len(faces) == 1
+assert main(["align", {str(photo)!r}, "--assets", {str(assets_dir)!r}, "--backend", {engine!r},
+             "--outputs", "none", "--output", {str(tmp_path)!r}, "--quiet"]) == 0
+print(sorted(m for m in ("torch", "onnx") if m in sys.modules))
+"""
+    done = _run(code)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip().splitlines()[-1] == "[]"
+    assert "converting" not in done.stderr
+    assert len(json.loads((tmp_path / "JianzhuGuo.jpg.json").read_text())["faces"]) == 1

@@ -1,0 +1,86 @@
+"""Throughput mode: the three stages overlap, results keep their order, failures stay per item."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ddfa.errors import ImageReadError
+from ddfa.pipeline.throughput import pipelined, sequential
+
+
+def _stages(log: list, lock: threading.Lock, overlap: threading.Event | None = None):
+    def decode(item):
+        with lock:
+            log.append(("decode", item, threading.current_thread().name))
+        if item == 2 and overlap is not None:
+            overlap.set()
+        if item == "bad":
+            raise ImageReadError("bad: not an image")
+        return item * 10
+
+    def process(item, data):
+        if item == 3:
+            raise RuntimeError("network failed")
+        return data + 1
+
+    def write(item, data, result):
+        if item == 0 and overlap is not None:
+            # item 2 is decoded while item 0 is still being written: only possible if the stages overlap
+            assert overlap.wait(timeout=10), "decoding did not go on while writing"
+        with lock:
+            log.append(("write", item, threading.current_thread().name))
+
+    return decode, process, write
+
+
+def test_stages_overlap_and_results_keep_input_order():
+    log: list = []
+    items = [0, 1, 2, 3, "bad", 5]
+    outcomes = list(pipelined(items, *_stages(log, threading.Lock(), threading.Event()), depth=2))
+    assert [o.item for o in outcomes] == items
+    assert [o.result for o in outcomes] == [1, 11, 21, None, None, 51]
+    assert isinstance(outcomes[3].error, RuntimeError) and isinstance(outcomes[4].error, ImageReadError)
+    assert [o.index for o in outcomes] == list(range(len(items)))
+    assert set(outcomes[0].seconds) == {"decode", "process", "write"}
+    threads = {stage: {name for s, _, name in log if s == stage} for stage in ("decode", "write")}
+    assert threads["decode"] == {"ddfa-decoder"} and threads["write"] == {"ddfa-writer"}
+    assert [item for stage, item, _ in log if stage == "write"] == [0, 1, 2, 5]  # failed items are not written
+
+
+def test_sequential_has_the_same_contract():
+    log: list = []
+    stages = _stages(log, threading.Lock())
+    items = [0, 1, 2, 3, "bad", 5]
+    seq, pipe = list(sequential(items, *stages)), list(pipelined(items, *stages))
+    assert [(o.item, o.result, type(o.error)) for o in seq] == [(o.item, o.result, type(o.error)) for o in pipe]
+
+
+def test_closing_early_stops_the_threads():
+    def slow_items():
+        yield from range(1000)
+
+    gen = pipelined(slow_items(), lambda i: i, lambda i, d: d, lambda i, d, r: None, depth=1)
+    assert next(gen).item == 0
+    gen.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("ddfa-") and t.is_alive()]
+
+
+@pytest.mark.parametrize("sequential_flag", [False, True])
+def test_align_folder_in_either_mode(tmp_path, assets_dir, sequential_flag, capsys):
+    import json
+
+    from ddfa.cli.main import main
+
+    folder = assets_dir / "3DDFA_V2/examples/inputs"
+    argv = ["align", str(folder), "--output", str(tmp_path), "--assets", str(assets_dir), "--quiet",
+            "--outputs", "none", "--precision", "f32", "--detector", "faceboxes"] + (
+        ["--sequential"] if sequential_flag else [])
+    assert main(argv) == 0
+    assert "3 image(s) aligned, 6 face(s) found, 0 failure(s)" in capsys.readouterr().out
+    counts = {p.name: len(json.loads(p.read_text())["faces"]) for p in tmp_path.glob("*.json")}
+    assert counts == {"JianzhuGuo.jpg.json": 1, "emma.jpg.json": 3, "trump_hillary.jpg.json": 2}
+    manifest = [json.loads(line) for line in (tmp_path / ".ddfa" / "index.jsonl").read_text().splitlines()]
+    assert sorted(r["key"] for r in manifest if r["status"] == "done") == ["JianzhuGuo.jpg", "emma.jpg",
+                                                                          "trump_hillary.jpg"]
