@@ -70,6 +70,10 @@ class Face:
         assets: the asset store the face was aligned with (set by :class:`~ddfa.FaceAligner`);
             dense outputs that need extra files (PNCC codes, UV layout, PAF anchors) read them
             from it unless given ``assets=`` (None: the default root).
+        uncertainty: spread of the refinement passes' landmarks, a fraction of the face size
+            (None without refinement; see :mod:`ddfa.pipeline.refine`).
+        confidence: calibrated probability in [0, 1] that the landmarks are good (None without
+            refinement; see :mod:`ddfa.pipeline.confidence`).
     """
 
     box: np.ndarray
@@ -82,6 +86,8 @@ class Face:
     keypoints5: np.ndarray | None = field(default=None, repr=False)
     model: MorphableModel | None = field(default=None, repr=False)
     assets: AssetStore | None = field(default=None, repr=False)
+    uncertainty: float | None = None
+    confidence: float | None = None
 
     # ------------------------------------------------------------------ geometry
     @property
@@ -110,6 +116,17 @@ class Face:
         if self.model is None:
             raise InputError("this Face has no morphable model attached; cannot reconstruct the dense mesh")
         return model_to_image(self.model.vertices(self.params), self.roi_box).astype(np.float32)
+
+    @cached_property
+    def landmarks_visible(self) -> np.ndarray:
+        """(68,) bool: whether each landmark is visible in the photo (its part of the face faces
+        the camera and no other part of the face hides it), from the dense mesh's normals and
+        z-buffer (:mod:`ddfa.render.visibility`); computed on first access."""
+        if self.model is None:
+            raise InputError("this Face has no morphable model attached; cannot test landmark visibility")
+        from .render.visibility import landmark_visibility
+
+        return landmark_visibility(self.vertices, self.model)
 
     @property
     def triangles(self) -> np.ndarray:
@@ -203,6 +220,12 @@ class Face:
         }
         if self.keypoints5 is not None:
             out["keypoints_5"] = np.asarray(self.keypoints5, dtype=np.float64).round(3).tolist()
+        if self.model is not None:
+            out["landmarks_visible"] = [bool(v) for v in self.landmarks_visible]
+        if self.uncertainty is not None:
+            out["uncertainty"] = float(self.uncertainty)
+        if self.confidence is not None:
+            out["confidence"] = float(self.confidence)
         if dense:
             out["vertices"] = np.asarray(self.vertices, dtype=np.float64).round(3).tolist()
         return out

@@ -95,3 +95,28 @@ def test_spec_defaults_are_the_facades():
     assert AlignerSpec().detector == facade["detector"].default == "yunet"
     args = build_parser().parse_args(["batch", "in", "--output", "out"])
     assert AlignerSpec().detector == args.detector
+
+
+def test_refined_faces_fill_uncertainty_and_confidence_and_old_shards_still_read(tmp_path, aligner, mixed_folder):
+    """``uncertainty``/``confidence`` columns (schema 1.1): the refined faces' values, null for faces
+    aligned without refinement and for every row of a shard written before the columns existed."""
+    import pyarrow.parquet as pq
+
+    path = str(mixed_folder.photos[1])
+    shape = ddfa.read_image(path).shape
+    refined = aligner(path, refine="flip")
+    plain = aligner(path)
+    output = BatchOutput(tmp_path / "out")
+    output.write_shard("part-x-000000.parquet", _tables([ImageResult.from_faces(path, shape, refined)]))
+    old = _tables([ImageResult.from_faces(path + "#old", shape, plain)])  # a 1.0 shard: no such columns
+    old["faces"] = old["faces"].drop_columns(["uncertainty", "confidence"])
+    output.write_shard("part-x-000001.parquet", old)
+    assert "uncertainty" not in pq.read_schema(tmp_path / "out/faces/part-x-000001.parquet").names
+    table = ddfa.io.read_batch(tmp_path / "out")
+    assert table.num_rows == len(refined) + len(plain)
+    uncertainty, confidence = column_array(table, "uncertainty"), column_array(table, "confidence")
+    np.testing.assert_allclose(uncertainty[:len(refined)], [f.uncertainty for f in refined], rtol=1e-6)
+    np.testing.assert_allclose(confidence[:len(refined)], [f.confidence for f in refined], rtol=1e-6)
+    assert np.isnan(uncertainty[len(refined):]).all() and np.isnan(confidence[len(refined):]).all()
+    only = ddfa.io.read_batch(tmp_path / "out", columns=["path", "confidence"])
+    assert only.column_names == ["path", "confidence"] and only.num_rows == table.num_rows

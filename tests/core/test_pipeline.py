@@ -133,7 +133,7 @@ def test_eager_and_lazy_dense_agree_and_full_mesh(assets_dir, aligner, golden_im
     assert full.vertices.shape == (53215, 3) and full.triangles.shape == (105840, 3)
     np.testing.assert_allclose(full.vertices[aligner.morphable_model.vertex_ids_in_full], lazy.vertices, atol=1e-3)
     data = lazy.to_dict()
-    assert set(data) == {"box", "score", "roi_box", "params", "landmarks_68", "pose"}
+    assert set(data) == {"box", "score", "roi_box", "params", "landmarks_68", "pose", "landmarks_visible"}
     assert len(data["params"]) == 62 and np.shape(data["landmarks_68"]) == (68, 3)
 
 

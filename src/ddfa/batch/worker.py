@@ -46,6 +46,8 @@ class AlignerSpec:
             the cores it is given).
         crop_policy: ``"box"`` or ``"landmarks"``.
         max_faces: keep at most this many faces per image (None: all).
+        refine: test-time refinement ``"none"``, ``"flip"`` or ``"full"`` (as ``--refine``;
+            refined faces fill the ``uncertainty`` and ``confidence`` columns).
     """
 
     model: str = "mb05"
@@ -58,6 +60,14 @@ class AlignerSpec:
     threads: int | None = None
     crop_policy: str = "box"
     max_faces: int | None = None
+    refine: str = "none"
+
+    def align_options(self):
+        """The :class:`~ddfa.AlignOptions` of the recipe (checks its values)."""
+        from ..pipeline import AlignOptions
+
+        return AlignOptions(crop_policy=self.crop_policy, max_faces=self.max_faces,  # type: ignore[arg-type]
+                            refine=self.refine)  # type: ignore[arg-type]
 
     def base_options(self, *, device: str | None = None):
         from ..runtime import BaseOptions
@@ -67,9 +77,9 @@ class AlignerSpec:
 
     def build(self, *, detector: bool = True, device: str | None = None):
         """The :class:`~ddfa.FaceAligner` (without a detector when ``detector`` is False)."""
-        from ..pipeline import AlignOptions, FaceAligner
+        from ..pipeline import FaceAligner
 
-        options = AlignOptions(crop_policy=self.crop_policy, max_faces=self.max_faces)  # type: ignore[arg-type]
+        options = self.align_options()
         return FaceAligner(self.model, self.detector if detector else None,
                            base_options=self.base_options(device=device), options=options,
                            detector_options=self.detector_options if detector and self.detector_options else None)
@@ -90,13 +100,12 @@ class AlignerSpec:
         """
         from ..detect.base import detector_spec
         from ..nets.registry import list_models
-        from ..pipeline import AlignOptions
 
         if self.model not in list_models() and not Path(self.model).expanduser().is_file():
             raise InputError(f"unknown model {self.model!r}: expected one of {', '.join(list_models())} "
                              "or a checkpoint file")
         detector_spec(self.detector).make_options(self.detector_options or None)
-        AlignOptions(crop_policy=self.crop_policy, max_faces=self.max_faces)  # type: ignore[arg-type]
+        self.align_options()
         self.base_options()
 
     def with_threads(self, threads: int | None) -> AlignerSpec:
@@ -105,7 +114,10 @@ class AlignerSpec:
     def result_options(self) -> dict[str, Any]:
         """The options that decide the rows (a resumed run must use the same)."""
         keep = ("model", "detector", "detector_options", "precision", "crop_policy", "max_faces")
-        return {k: v for k, v in asdict(self).items() if k in keep}
+        options = {k: v for k, v in asdict(self).items() if k in keep}
+        if self.refine != "none":  # (absent without refinement: earlier folders stay resumable)
+            options["refine"] = self.refine
+        return options
 
 
 def set_cpu_threads(threads: int | None) -> None:

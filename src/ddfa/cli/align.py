@@ -53,6 +53,7 @@ examples:
   ddfa align photo.jpg --output out
   ddfa align photos/ more.jpg --output out --outputs 2d_sparse --max-faces 1
   ddfa align photos/ --recursive --crop-policy landmarks --assets /path/to/assets --output out
+  ddfa align photo.jpg --crop-policy landmarks --refine full --output out
 
 output names: DIR/<key>.json and DIR/<key>_<output>.png, where <key> is the input's path
 relative to the common folder of all inputs (a single photo: its file name, suffix kept).
@@ -66,6 +67,7 @@ _FATAL_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS}
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from ..pipeline.refine import REFINE_MODES
     from ..render.outputs import OUTPUTS
     from .main import add_common_model_options
 
@@ -87,6 +89,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--crop-policy", choices=("box", "landmarks"), default="box",
                         help="crop from the detection box (one pass, default) or refine from the first "
                         "pass's landmarks (two passes)")
+    parser.add_argument("--refine", choices=REFINE_MODES, default="none",
+                        help="test-time refinement: also regress the mirrored crop (flip) and jittered crops "
+                        "(full) and combine them; adds uncertainty and confidence to the JSON (default: none)")
     parser.add_argument("--max-faces", type=int, default=None, metavar="N",
                         help="keep at most N faces per image, best score first")
     parser.add_argument("--recursive", action="store_true", help="also search sub-folders of folder arguments")
@@ -286,7 +291,8 @@ def run(args) -> int:
     if args.detector in (None, "none"):
         raise InputError("--detector none: ddfa align has no way to take boxes; choose a detector plug-in")
     limits = InputLimits(max_pixels=args.max_pixels, max_file_size=args.max_file_size)
-    options = AlignOptions(crop_policy=args.crop_policy, max_faces=args.max_faces, limits=limits)
+    options = AlignOptions(crop_policy=args.crop_policy, max_faces=args.max_faces, limits=limits,
+                           refine=args.refine)
     base = base_options_from_args(args)
     choose_backend(base.backend, base.device)
     detector_options = detector_options_from_args(args)
@@ -298,6 +304,8 @@ def run(args) -> int:
     totals = _Totals(failures=list(scan.failures))
     settings = {"model": args.model, "outputs": outputs, "crop_policy": options.crop_policy,
                 "max_faces": options.max_faces, "detector": args.detector, "detector_options": detector_options}
+    if options.refine != "none":  # (absent without refinement: earlier manifests stay valid)
+        settings["refine"] = options.refine
     todo = []
     for path, key in zip(scan.files, input_keys(scan.files)):
         if PurePosixPath(key).parts[0] == RESERVED:

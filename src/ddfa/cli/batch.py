@@ -25,6 +25,7 @@ examples:
 
 
 def register(subparsers) -> argparse.ArgumentParser:
+    from ..pipeline.refine import REFINE_MODES
     from .main import add_common_model_options
 
     parser = subparsers.add_parser(
@@ -55,6 +56,9 @@ def register(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--crop-policy", choices=("box", "landmarks"), default="box",
                         help="crop from the detection box (one pass, default) or refine from the first "
                         "pass's landmarks (two passes)")
+    parser.add_argument("--refine", choices=REFINE_MODES, default="none",
+                        help="test-time refinement: also regress the mirrored crop (flip) and jittered crops "
+                        "(full) and combine them; fills the uncertainty and confidence columns (default: none)")
     parser.add_argument("--max-faces", type=int, default=None, metavar="N",
                         help="keep at most N faces per image, best score first")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -75,7 +79,7 @@ def run(args) -> int:
     spec = AlignerSpec(model=args.model, detector=args.detector, detector_options=detector_options_from_args(args),
                        assets=os.path.abspath(base.assets.root), device=base.device, backend=base.backend,
                        precision=base.precision, threads=base.threads, crop_policy=args.crop_policy,
-                       max_faces=args.max_faces)
+                       max_faces=args.max_faces, refine=args.refine)
     options = BatchOptions(engine=args.engine, address=args.address, batch_size=args.batch_size,
                            workers=args.workers, regress_workers=args.regress_workers, shard_size=args.shard_size,
                            progress=not args.quiet)

@@ -27,6 +27,7 @@ EPILOG = """\
 examples:
   ddfa benchmark aflw2000-3d --model mb05 --data ../shared/data/aflw2000-3d --assets ../shared/assets
   ddfa benchmark aflw2000-3d --model runs/exp1/best.pth --compare mb05 out/benchmark/old.json
+  ddfa benchmark aflw2000-3d --model mb05 --refine full      # test-time refinement, plain figures beside
   ddfa benchmark aflw --model mb05
   ddfa benchmark pose --model mb05
   ddfa benchmark detection --detector yunet --compare centerface faceboxes
@@ -38,6 +39,7 @@ ACCURACY = ("aflw2000-3d", "aflw", "pose")
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     from ..eval.protocols import FRAMES
+    from ..pipeline.refine import REFINE_MODES
     from .main import add_common_model_options
 
     parser = subparsers.add_parser(
@@ -72,6 +74,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
             sub.add_argument("--list", dest="face_list", choices=("2000", "1998"), default="2000",
                              help="all 2000 faces (default) or the 1998-face list without image02139 and "
                              "image03862")
+        if name == "aflw2000-3d":
+            sub.add_argument("--refine", choices=REFINE_MODES, default="none",
+                             help="test-time refinement: mirrored (flip) and jittered (full) crops of each face "
+                             "combined; prints the plain figures and ms per face of both beside (default: none)")
         if name != "pose":
             sub.add_argument("--frame", choices=tuple(FRAMES), default="v1",
                              help="landmark frame: v1 = 3DDFA v1's 1-based crop frame (x, 121-y), the published "
@@ -139,7 +145,7 @@ def _evaluate(args: argparse.Namespace, model: str) -> BenchmarkResult:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.benchmark == "aflw2000-3d":
         return run_aflw2000(regressor, assets=args.assets, data_dir=args.data, face_list=args.face_list,
-                            frame=args.frame, batch_size=args.batch_size)
+                            frame=args.frame, batch_size=args.batch_size, refine=args.refine)
     if args.benchmark == "aflw":
         return run_aflw(regressor, assets=args.assets, data_dir=args.data, frame=args.frame,
                         batch_size=args.batch_size)
@@ -172,10 +178,13 @@ def _file_stem(args: argparse.Namespace, model: str) -> str:
         parts.append(f"frame-{args.frame}")
     if getattr(args, "face_list", "2000") != "2000":
         parts.append(f"list{args.face_list}")
+    if getattr(args, "refine", "none") != "none":
+        parts.append(f"refine-{args.refine}")
     return "_".join(parts)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..eval.refine import format_refine_lines
     from ..eval.report import format_table, load_json, plot_ced, write_json
 
     output = Path(args.output)
@@ -197,6 +206,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = _evaluate(args, item)
             print(format_table(result))
+            if result.results.get("refine"):
+                print(format_refine_lines(result))
             if args.precision != "f32":  # what the lower precision costs, against float32 in the same run
                 print(precision_cost(result, _evaluate(argparse.Namespace(**{**vars(args), "precision": "f32"}),
                                                        item)))

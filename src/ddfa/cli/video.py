@@ -24,12 +24,13 @@ examples:
 
 tracking: each face's next crop comes from its previous landmarks; the detector runs on the
 first frame, every --detect-every frames, and whenever a track looks unsure (its crop moved or
-rescaled too much, or it is leaving the frame). New faces get new ids (1, 2, ...); a face that
-leaves the frame and comes back gets a new id.
+rescaled too much, it is leaving the frame, or with --refine its confidence is below 0.5). New
+faces get new ids (1, 2, ...); a face that leaves the frame and comes back gets a new id.
 """
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> argparse.ArgumentParser:
+    from ..pipeline.refine import REFINE_MODES
     from ..video.io import CODECS
     from ..video.options import SMOOTH_MODES, SmoothingOptions, TrackerOptions, video_output_names
     from .main import add_common_model_options
@@ -61,6 +62,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                        help=f"run the detector every N frames (1: every frame; 0: only when a track is unsure; "
                        f"default: {track.detect_every})")
     group.add_argument("--max-faces", type=int, default=None, metavar="N", help="follow at most N faces")
+    group.add_argument("--refine", choices=REFINE_MODES, default="none",
+                       help="test-time refinement of every tracked face; its calibrated confidence then also "
+                       "decides when to re-run the detector (default: none)")
     group = parser.add_argument_group("smoothing")
     group.add_argument("--smooth", choices=SMOOTH_MODES, default=None,
                        help="One-Euro smoothing of landmarks, pose and mesh: causal (no delay) or offline "
@@ -115,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
     from .main import detector_options_from_args
 
     aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
-                          backend=args.backend, detector_options=detector_options_from_args(args))
+                          backend=args.backend, detector_options=detector_options_from_args(args),
+                          refine=args.refine)
     summary = process_video(source, args.output, records=records, aligner=aligner, options=options)
     written = [str(p) for p in (summary.output, summary.records) if p is not None and Path(p).is_file()]
     if summary.output is not None and summary.frames == 0 and str(summary.output) in written:

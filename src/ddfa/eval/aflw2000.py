@@ -38,6 +38,7 @@ from .protocols import (
     check_frame,
     landmarks_in_image,
     list_digest,
+    load_crops,
     model_info,
     nme,
     other_frame,
@@ -47,11 +48,13 @@ from .protocols import (
     summarize_bins,
     yaw_bins,
 )
+from .refine import plain_and_refined
 from .report import BenchmarkResult
 
 if TYPE_CHECKING:  # pragma: no cover
     from ..morphable.model import MorphableModel
     from ..nets.registry import Regressor
+    from ..pipeline.refine import RefineMode
 
 GT_DIR = "3DDFA/test.configs/"
 ANNOTATIONS = {
@@ -193,6 +196,7 @@ def run_aflw2000(
     frame: LandmarkFrame = "v1",
     batch_size: int = 128,
     params: np.ndarray | None = None,
+    refine: RefineMode = "none",
 ) -> BenchmarkResult:
     """Run the AFLW2000-3D benchmark.
 
@@ -206,12 +210,23 @@ def run_aflw2000(
             mean-of-bins figures are reported too (``results["other_frame"]``).
         batch_size: regressor batch size (128, as 3DDFA's benchmark).
         params: optional precomputed (N, 62) parameters (skips reading crops and regressing).
+        refine: ``"none"``, ``"flip"`` or ``"full"``: score the test-time refined parameters
+            (:mod:`ddfa.eval.refine`); the plain figures and the cost of both in ms per face
+            are reported beside them (``results["plain"]``, ``results["refine"]``).
     """
     check_frame(frame)
     store = resolve_assets(assets)
     data = load_aflw2000(store, data_dir, face_list)
-    params = predict_params(regressor, data.crop_dir, data.names, batch_size, params)
     model = load_morphable_model(store, "noneck")
+    refined, threads = None, None
+    if refine != "none":
+        if regressor is None or params is not None:
+            raise InputError("refine needs a regressor and no params: refinement regresses the crops itself")
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        refined = plain_and_refined(regressor, model, load_crops(data.crop_dir, data.names), refine, batch_size)
+        params, threads = refined["refined"], regressor.base_options.threads
+    params = predict_params(regressor, data.crop_dir, data.names, batch_size, params)
     per_face = aflw2000_nme(params, data, model, frame)
     other = other_frame(frame)
     other_summary = summarize(aflw2000_nme(params, data, model, other), data)
@@ -221,6 +236,10 @@ def run_aflw2000(
                         "mean_of_bins": {k: v["mean_of_bins"] for k, v in other_summary.items()},
                         "mean_all": {k: v["mean_all"] for k, v in other_summary.items()}},
     }
+    if refined is not None:
+        results["plain"] = {"nme": summarize(aflw2000_nme(refined["plain"], data, model, frame), data)}
+        results["refine"] = {"mode": refine, "passes": refined["passes"], "ms_per_face": refined["ms_per_face"],
+                             "threads": threads}
     curves = {
         f"GT {annotation}, split {Path(SPLITS[split]).name}": {
             "errors": 100.0 * per_face[annotation], "bins": yaw_bins(data.yaw[split]), "unit": "%"}
@@ -231,6 +250,7 @@ def run_aflw2000(
         "faces_with_abs_yaw_over_90": {split: [data.names[i] for i in np.flatnonzero(np.abs(y) > 90)]
                                        for split, y in data.yaw.items()},
     }
-    return BenchmarkResult("aflw2000-3d", model_info(regressor), protocol(data, frame, batch_size), results,
-                           curves, extra)
+    info = protocol(data, frame, batch_size)
+    info["refine"] = refine
+    return BenchmarkResult("aflw2000-3d", model_info(regressor), info, results, curves, extra)
 

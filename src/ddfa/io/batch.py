@@ -43,6 +43,11 @@ landmarks_68    fixed_size_list<fixed_size_list<float32>[3]> (68, 3) landmarks x
                 [68]
 yaw, pitch,     float64                                      head pose in degrees
 roll
+uncertainty     float32, nullable                            spread of the test-time refinement passes, a
+                                                             fraction of the face size; null without
+                                                             ``--refine`` (see :mod:`ddfa.pipeline.refine`)
+confidence      float32, nullable                            calibrated probability in [0, 1] that the
+                                                             landmarks are good; null without ``--refine``
 model           string                                       regressor name (e.g. ``mb05``)
 detector        string                                       detector plug-in name (e.g. ``faceboxes``)
 ddfa_version    string                                       ddfa version that wrote the row
@@ -54,6 +59,10 @@ string, ``"ok"`` or ``"failed"``.
 
 ``failures`` (one row per failed input): ``path`` string; ``error_class`` string (the exception
 class, e.g. ``ImageReadError``); ``message`` string (one line naming the input).
+
+Schema 1.1 added ``uncertainty`` and ``confidence``; shards of 1.0 (written before) read with
+those columns null. Landmark visibility (``Face.landmarks_visible``, in ``ddfa align``'s JSON) is
+not a column: it needs each face's dense mesh and z-buffer, which ``ddfa batch`` does not compute.
 
 ``column_array(table, "landmarks_68")`` turns a fixed-size-list column into one numpy array, e.g.
 (N, 68, 3) float32 (NaN rows where ``keypoints5`` is null).
@@ -80,7 +89,7 @@ if TYPE_CHECKING:  # pragma: no cover
 TABLES: tuple[str, ...] = ("faces", "images", "failures")
 Table = Literal["faces", "images", "failures"]
 #: version of the Parquet layout (stored in each file's schema metadata)
-BATCH_SCHEMA_VERSION = "1.0"
+BATCH_SCHEMA_VERSION = "1.1"
 COMMIT_TABLE = "images"
 SUCCESS_FILE = "_SUCCESS"
 OPTIONS_FILE = "_batch.json"
@@ -119,6 +128,8 @@ def schemas() -> dict[str, pa.Schema]:
         pa.field("yaw", pa.float64()),
         pa.field("pitch", pa.float64()),
         pa.field("roll", pa.float64()),
+        pa.field("uncertainty", f32, nullable=True),
+        pa.field("confidence", f32, nullable=True),
         pa.field("model", pa.string()),
         pa.field("detector", pa.string()),
         pa.field("ddfa_version", pa.string()),
@@ -153,6 +164,7 @@ class ImageResult:
         params: (K, 62) float32 de-whitened 3DMM parameters.
         landmarks: (K, 68, 3) float32 landmarks in the image frame.
         pose: (K, 3) float64 yaw, pitch, roll in degrees.
+        uncertainty, confidence: (K,) float32 of refined faces, NaN without refinement.
         error_class, message: the exception class and one-line message of a failed image.
         cpu_seconds: CPU time its worker spent on it (its share of the batch), and ``worker``:
             ``host:pid`` of that worker; not written to the tables, used for the run's accounting.
@@ -168,6 +180,8 @@ class ImageResult:
     params: np.ndarray = field(default_factory=lambda: np.zeros((0, 62), np.float32))
     landmarks: np.ndarray = field(default_factory=lambda: np.zeros((0, 68, 3), np.float32))
     pose: np.ndarray = field(default_factory=lambda: np.zeros((0, 3), np.float64))
+    uncertainty: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    confidence: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
     error_class: str | None = None
     message: str | None = None
     cpu_seconds: float = 0.0
@@ -200,6 +214,8 @@ class ImageResult:
             params=stack([f.params for f in faces], (0, 62), np.float32),
             landmarks=stack([f.landmarks for f in faces], (0, 68, 3), np.float32),
             pose=np.array([[f.pose.yaw, f.pose.pitch, f.pose.roll] for f in faces], np.float64).reshape(-1, 3),
+            uncertainty=_optional([getattr(f, "uncertainty", None) for f in faces]),
+            confidence=_optional([getattr(f, "confidence", None) for f in faces]),
         )
 
     @classmethod
@@ -212,6 +228,18 @@ class ImageResult:
         else:
             message = f"{path}: {type(exc).__name__}: {text.splitlines()[-1] if text else ''}".rstrip(": ")
         return cls(path=path, error_class=type(exc).__name__, message=message.splitlines()[0] if message else path)
+
+
+def _optional(values: Sequence[float | None]) -> np.ndarray:
+    """(K,) float32 with NaN for None."""
+    return np.array([np.nan if v is None else v for v in values], np.float32).reshape(-1)
+
+
+def _nullable(values: np.ndarray):
+    """A float32 Arrow array, null where ``values`` is NaN."""
+    pa = _require_pyarrow()
+    values = np.asarray(values, np.float32)
+    return pa.array(values, pa.float32(), mask=np.isnan(values))
 
 
 def _fixed_list(values: np.ndarray, *sizes: int, mask: np.ndarray | None = None):
@@ -254,6 +282,8 @@ def results_to_tables(results: Sequence[ImageResult], *, model: str, detector: s
         _fixed_list(cat("params", (62,), np.float32), 62),
         _fixed_list(cat("landmarks", (68, 3), np.float32), 68, 3),
         pa.array(pose[:, 0]), pa.array(pose[:, 1]), pa.array(pose[:, 2]),
+        _nullable(cat("uncertainty", (), np.float32)),
+        _nullable(cat("confidence", (), np.float32)),
         pa.array([model] * n, pa.string()),
         pa.array([detector] * n, pa.string()),
         pa.array([version] * n, pa.string()),
@@ -421,13 +451,19 @@ class BatchOutput:
         schema = schemas()[table]
         committed = set(self.committed())
         names = [n for n in self._names(table) if n in committed]
+        wanted = pa.schema([schema.field(c) for c in columns]) if columns else schema
         parts = []
         for name in names:
             with self.fs.open(self._path(table, name), "rb") as handle:
-                parts.append(pq.read_table(handle, columns=list(columns) if columns else None))
+                present = set(pq.read_schema(handle).names)
+                handle.seek(0)
+                part = pq.read_table(handle, columns=[c for c in wanted.names if c in present])
+            for f in wanted:  # columns added by a later schema version: null in older shards
+                if f.name not in present:
+                    part = part.append_column(f, pa.nulls(len(part), f.type))
+            parts.append(part.select(wanted.names))
         if not parts:
-            empty = schema.empty_table()
-            return empty.select(list(columns)) if columns else empty
+            return wanted.empty_table()
         return pa.concat_tables(parts)
 
     # ------------------------------------------------------------------ one writer at a time

@@ -8,11 +8,15 @@ Schema (``ddfa align``)::
      "faces": [{"box": [x1, y1, x2, y2], "score": s, "roi_box": [sx, sy, ex, ey],
                 "params": [62 floats], "landmarks_68": [[x, y, z] x 68],
                 "pose": {"yaw": .., "pitch": .., "roll": ..},
-                "keypoints_5": [[x, y] x 5]}, ...]}
+                "keypoints_5": [[x, y] x 5],
+                "landmarks_visible": [68 booleans],
+                "uncertainty": u, "confidence": c}, ...]}
 
 ``keypoints_5`` (schema 1.1) is written when the detector gives 5 facial points (YuNet,
 CenterFace): the person's right eye, left eye, nose tip, right and left mouth corners.
-                "pose": {"yaw": .., "pitch": .., "roll": ..}}, ...]}
+``landmarks_visible`` (schema 1.2) says for each of the 68 landmarks whether it is visible in the
+photo (:mod:`ddfa.render.visibility`); ``uncertainty`` and ``confidence`` (schema 1.2) are written
+with test-time refinement only (``--refine flip|full``; :mod:`ddfa.pipeline.refine`).
 
 JSON has no NaN: a number that is not finite is written as ``null`` (:func:`write_json`).
 """
@@ -80,8 +84,9 @@ def read_mapping(path: str | os.PathLike, parse: Callable[[str], Any],
 
 #: version of the layout of every JSON document ddfa writes (``"schema_version"`` key);
 #: bumped whenever a key is renamed, removed or changes meaning (the minor number when a key
-#: is added: 1.1 added ``keypoints_5``).
-SCHEMA_VERSION = "1.1"
+#: is added: 1.1 added ``keypoints_5``, 1.2 ``landmarks_visible``, ``uncertainty`` and
+#: ``confidence``).
+SCHEMA_VERSION = "1.2"
 
 
 def json_ready(data: Any) -> Any:

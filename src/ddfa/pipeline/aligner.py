@@ -24,7 +24,9 @@ from ..morphable.model import load_morphable_model
 from ..morphable.pose import pose_angles
 from ..nets.registry import Regressor, create_model
 from ..runtime import Backend, BaseOptions, Precision, resolve_base_options
+from .confidence import confidence_from_uncertainty
 from .crop import crop_faces, roi_from_box, roi_from_landmarks
+from .refine import REFINE_MODES, RefineMode, refine_transforms, regress_refined
 
 CropPolicy = Literal["box", "landmarks"]
 Channels = Literal["bgr", "rgb"]
@@ -51,6 +53,10 @@ class AlignOptions:
         limits: bounds on inputs (:class:`~ddfa.io.image.InputLimits`): pixels and bytes of
             image files (checked before decoding), and the size and position of given boxes
             relative to the image.
+        refine: test-time refinement of the last pass (:mod:`ddfa.pipeline.refine`):
+            ``"none"`` (one crop per face), ``"flip"`` (the crop and its mirror image) or
+            ``"full"`` (plus jittered crops, 14 in all), all through the same network batch and
+            combined; refined faces carry ``uncertainty`` and ``confidence``.
     """
 
     crop_policy: CropPolicy = "box"
@@ -58,6 +64,7 @@ class AlignOptions:
     dense: bool = False
     channels: Channels = "bgr"
     limits: InputLimits = DEFAULT_LIMITS
+    refine: RefineMode = "none"
 
     def __post_init__(self):
         if self.crop_policy not in CROP_POLICIES:
@@ -71,6 +78,8 @@ class AlignOptions:
             raise InputError(f"channels must be one of {CHANNELS}, got {self.channels!r}")
         if not isinstance(self.limits, InputLimits):
             raise InputError(f"limits must be a ddfa.io.image.InputLimits, got {type(self.limits).__name__}")
+        if self.refine not in REFINE_MODES:
+            raise InputError(f"refine must be one of {REFINE_MODES}, got {self.refine!r}")
 
     def replace(self, **overrides: Any) -> AlignOptions:
         """A copy with the given fields changed (unknown names raise :class:`InputError`)."""
@@ -101,7 +110,7 @@ class FaceAligner:
             inference engine, ``"auto"`` / ``"f32"`` / ``"bf16"`` / ``"int8"``.
         mesh: dense mesh ``"noneck"`` (3DDFA_V2, 38,365 vertices) or ``"full"`` (3DDFA, 53,215).
         options: default :class:`AlignOptions`; keyword arguments ``crop_policy``,
-            ``max_faces``, ``dense``, ``channels`` override its fields.
+            ``max_faces``, ``dense``, ``channels``, ``refine`` override its fields.
         detector_options: the detector plug-in's options, as its options dataclass or a mapping
             by field name (e.g. ``{"score_threshold": 0.6, "det_size": 960}``).
 
@@ -212,11 +221,13 @@ class FaceAligner:
         scores = np.concatenate([d.scores for d, _ in detections])
         keypoints = [None if d.keypoints is None else d.keypoints[k] for d, _ in detections for k in range(len(d))]
         rois = np.concatenate([roi_from_box(d.boxes, mapping, d.keypoints) for d, mapping in detections])
-        params, landmarks = self._regress(arrays, image_index, rois)
-        if opts.crop_policy == "landmarks":
+        last = opts.crop_policy == "box"
+        params, landmarks, spread = self._regress(arrays, image_index, rois, opts.refine if last else "none")
+        if not last:  # landmark crop policy: the second pass is the refined one
             rois = roi_from_landmarks(landmarks)
-            params, landmarks = self._regress(arrays, image_index, rois)
-        faces = self._make_faces(params, landmarks, rois, det_boxes, scores, image_index, opts.dense, keypoints)
+            params, landmarks, spread = self._regress(arrays, image_index, rois, opts.refine)
+        faces = self._make_faces(params, landmarks, rois, det_boxes, scores, image_index, opts.dense, keypoints,
+                                 spread, opts.refine)
         out: list[list[Face]] = [[] for _ in arrays]
         for face in faces:
             out[face.image_index].append(face)
@@ -252,13 +263,13 @@ class FaceAligner:
         if not len(rois):
             return []
         index = np.zeros(len(rois), dtype=np.int64)
-        params, landmarks = self._regress([arr], index, rois)
+        params, landmarks, spread = self._regress([arr], index, rois, self.options.refine)
         if boxes is None:
             boxes = landmark_boxes(landmarks)
         if scores is None:
             scores = np.ones(len(rois), np.float32)
         return self._make_faces(params, landmarks, rois, np.asarray(boxes, np.float32),
-                                np.asarray(scores, np.float32), index, dense)
+                                np.asarray(scores, np.float32), index, dense, None, spread, self.options.refine)
 
     # ------------------------------------------------------------------ internals
     @staticmethod
@@ -267,17 +278,24 @@ class FaceAligner:
             return read_image(image, limits=limits)
         return to_bgr_uint8(image, source, rgb=channels == "rgb")
 
-    def _regress(self, arrays, image_index, rois):
-        """Crop, regress and reconstruct 68 landmarks for faces sorted by image."""
+    def _regress(self, arrays, image_index, rois, refine: str = "none"):
+        """Crop, regress and reconstruct 68 landmarks for faces sorted by image; with ``refine``,
+        every pass of every face in one batch, combined (also returns the passes' spread)."""
+        transforms = refine_transforms(refine)
+        if len(transforms) > 1:
+            refined = regress_refined(self.regressor, self.morphable_model, arrays, image_index, rois, transforms)
+            return refined.params, refined.landmarks, refined.uncertainty
         # sorted(set()) rather than np.unique, whose first call imports numpy.ma (~0.05 s of start-up)
         images = sorted(set(image_index.tolist()))
         crops = np.concatenate([crop_faces(arrays[i], rois[image_index == i]) for i in images])
         params = self.regressor(crops)
         landmarks = model_to_image(self.morphable_model.landmarks(params), rois).astype(np.float32)
-        return params, landmarks
+        return params, landmarks, None
 
-    def _make_faces(self, params, landmarks, rois, boxes, scores, image_index, dense, keypoints=None) -> list[Face]:
+    def _make_faces(self, params, landmarks, rois, boxes, scores, image_index, dense, keypoints=None,
+                    spread=None, refine: str = "none") -> list[Face]:
         angles = pose_angles(params)
+        confidence = None if spread is None else confidence_from_uncertainty(spread, refine)
         vertices = None
         if dense:
             vertices = model_to_image(self.morphable_model.vertices(params), rois).astype(np.float32)
@@ -294,6 +312,8 @@ class FaceAligner:
                 keypoints5=None if keypoints is None or keypoints[k] is None else keypoints[k].astype(np.float32),
                 model=self.morphable_model,
                 assets=self.base_options.assets,
+                uncertainty=None if spread is None else float(spread[k]),
+                confidence=None if confidence is None else float(confidence[k]),
             )
             if vertices is not None:
                 face.__dict__["vertices"] = vertices[k]

@@ -40,10 +40,13 @@ def draw_landmarks(image: np.ndarray, faces: Sequence, *, boxes: bool = True, li
                    color=LANDMARK_COLOR) -> np.ndarray:
     """Overlay each face's 68 landmarks (dots joined by contour lines) and detection box.
 
+    Visible landmarks are filled dots; landmarks the face itself hides
+    (:attr:`~ddfa.face.Face.landmarks_visible` False) are hollow rings.
+
     Args:
         image: (H, W, 3) uint8 BGR photo.
         faces: :class:`~ddfa.face.Face` records (anything with ``landmarks`` (68, 2+) and
-            ``box`` (4,) in image pixels).
+            ``box`` (4,) in image pixels; faces without a morphable model are drawn all filled).
     """
     out = image.copy()
     scale = _line_scale(image, faces)
@@ -62,9 +65,20 @@ def draw_landmarks(image: np.ndarray, faces: Sequence, *, boxes: bool = True, li
                 cv2.polylines(out, [fixed[start:end]], closed, LINE_COLOR, thickness, cv2.LINE_AA, shift)
     for face in faces:
         fixed = np.round(np.asarray(face.landmarks)[:, :2] * (1 << shift)).astype(np.int32)
-        for x, y in fixed:
-            cv2.circle(out, (int(x), int(y)), radius << shift, color, -1, cv2.LINE_AA, shift)
+        visible = _landmarks_visible(face, len(fixed))
+        for (x, y), seen in zip(fixed, visible):
+            if seen:
+                cv2.circle(out, (int(x), int(y)), radius << shift, color, -1, cv2.LINE_AA, shift)
+            else:  # a ring, a little larger than a dot so that it reads as hollow
+                cv2.circle(out, (int(x), int(y)), (radius + thickness) << shift, color, thickness, cv2.LINE_AA, shift)
     return out
+
+
+def _landmarks_visible(face, count: int) -> np.ndarray:
+    """The face's landmark visibility, or all True for records without a morphable model."""
+    if getattr(face, "model", None) is None or not hasattr(face, "landmarks_visible"):
+        return np.ones(count, dtype=bool)
+    return np.asarray(face.landmarks_visible, dtype=bool)
 
 
 DENSE_COLOR = (255, 200, 60)  # BGR, light blue

@@ -59,6 +59,8 @@ class TrackerOptions:
         duplicate_distance: two tracks whose mean landmark distance is below this fraction of
             the face size follow the same face.
         max_misses: detection runs in a row that may miss a (certain) track before it ends.
+        min_confidence: a refined face (the aligner's ``refine`` is not ``"none"``) whose
+            ``confidence`` is below this is uncertain (ignored for unrefined faces).
     """
 
     detect_every: int = 10
@@ -71,13 +73,14 @@ class TrackerOptions:
     end_visible: float = 0.25
     duplicate_distance: float = 0.1
     max_misses: int = 2
+    min_confidence: float = 0.5
 
     def __post_init__(self) -> None:
         for name in ("detect_every", "max_misses") + (("max_faces",) if self.max_faces is not None else ()):
             _check_number("", name, getattr(self, name), low=0, integer=True)
         _check_number("", "max_scale_change", self.max_scale_change, low=1)
         _check_number("", "duplicate_distance", self.duplicate_distance, low=0)
-        for name in ("match_iou", "reanchor_iou", "min_consistency", "min_visible", "end_visible"):
+        for name in ("match_iou", "reanchor_iou", "min_consistency", "min_visible", "end_visible", "min_confidence"):
             _check_number("", name, getattr(self, name), low=0, high=1)
 
 

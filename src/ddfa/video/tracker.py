@@ -12,7 +12,9 @@
    box is less than ``end_visible`` inside the frame ends ("left the frame"). A track with
    ``consistency < min_consistency``, a scale change beyond ``max_scale_change``, or less than
    ``min_visible`` of its roi inside the frame (at the border the crop is padded with black and
-   the regressor may keep fitting a face to what is left) is *uncertain*. Two tracks whose
+   the regressor may keep fitting a face to what is left) is *uncertain*; so is, when the
+   aligner refines (``FaceAligner(refine="flip"|"full")``), a face whose calibrated
+   ``confidence`` is below ``min_confidence`` (:mod:`ddfa.pipeline.confidence`). Two tracks whose
    landmarks coincide (mean distance below ``duplicate_distance`` x face size) follow the same
    face: the less consistent one ends ("merged"), so an occluded face never hands its id to
    the face in front of it.
@@ -269,7 +271,8 @@ class VideoTracker:
                 track.face = face
                 consistency[track.id] = float(iou[k])
                 if (iou[k] < opts.min_consistency or not 1 / opts.max_scale_change <= scale[k] <= opts.max_scale_change
-                        or roi_visible[k] < opts.min_visible):
+                        or roi_visible[k] < opts.min_visible
+                        or (face.confidence is not None and face.confidence < opts.min_confidence)):
                     uncertain.add(track.id)
                 keep.append(track)
             self.active = keep
