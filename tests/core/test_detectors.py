@@ -228,3 +228,26 @@ def test_detection_benchmark_cli(tmp_path, assets_dir, data_dir, capsys):
     assert main(["align", "x.jpg", "--detector", "faceboxes", "--det-size", "960", "--assets", str(assets_dir),
                  "--output", str(tmp_path)]) == 1
     assert "no working-resolution option" in capsys.readouterr().err
+
+
+def test_detection_benchmark_reports_refined_beside_plain(tmp_path, assets_dir, data_dir, capsys):
+    """``--refine flip``: the plain box and landmark crops are the same figures as without it, the
+    refined pass is scored beside them on the same faces, and costs more per face."""
+    from ddfa.cli.main import main
+
+    args = ["benchmark", "detection", "--assets", str(assets_dir), "--data", str(data_dir / "aflw2000-3d"),
+            "--subset", "4", "--output", str(tmp_path), "--quiet", "--no-plot"]
+    assert main(args) == 0 and main([*args, "--refine", "flip"]) == 0
+    out = capsys.readouterr().out
+    assert "ref mean" in out and "ms/face ref" in out
+    plain = json.loads((tmp_path / "detection_yunet_640_subset4.json").read_text())
+    refined = json.loads((tmp_path / "detection_yunet_640_subset4_refine-flip.json").read_text())
+    assert refined["model"]["refine"] == "flip" and "refined" not in plain["results"]["nme"]
+    for policy in ("box", "landmark"):
+        assert refined["extra"]["nme_pct"][policy] == plain["extra"]["nme_pct"][policy]
+    errors = np.array(refined["extra"]["nme_pct"]["refined"], float)
+    assert np.all(np.isfinite(errors)) and np.all(errors < 10)
+    # a different estimate of the same faces: close to the plain landmark crop, not equal
+    assert 0 < np.abs(errors - np.array(plain["extra"]["nme_pct"]["landmark"], float)).max() < 2
+    ms = refined["results"]["ms_per_face"]
+    assert ms["refined_median"] > ms["landmark_median"] > 0

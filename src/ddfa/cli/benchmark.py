@@ -31,6 +31,7 @@ examples:
   ddfa benchmark aflw --model mb05
   ddfa benchmark pose --model mb05
   ddfa benchmark detection --detector yunet --compare centerface faceboxes
+  ddfa benchmark detection --refine full                     # refined landmark crop beside the plain ones
   ddfa benchmark speed --repeats 20
 """
 
@@ -111,6 +112,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                      help="only N photos, evenly spaced over the name-sorted list (a quick check)")
     sub.add_argument("-o", "--output", metavar="DIR", default="out/benchmark",
                      help="folder for the JSON results and the CED plot (default: out/benchmark)")
+    sub.add_argument("--refine", choices=REFINE_MODES, default="none",
+                     help="also score the landmark-crop pass with this test-time refinement, beside the plain "
+                     "passes, with its ms per face (default: none)")
     sub.add_argument("--no-plot", action="store_true", help="skip the CED plot")
     sub.add_argument("--quiet", action="store_true", help="no progress bar")
     sub.set_defaults(func=run_detection, benchmark="detection")
@@ -261,11 +265,13 @@ def run_detection(args) -> int:
             bar.update(1)
 
         result = _run_detection(item, model=args.model, assets=args.assets, data_dir=args.data, threads=args.threads,
-                                detector_options=options[k] or None, subset=args.subset, progress=progress)
+                                detector_options=options[k] or None, subset=args.subset, progress=progress,
+                                refine=args.refine)
         bar.close()
         size = (result.model.get("detector_options") or {}).get("det_size")
         stem = f"detection_{_tag(item)}" + (f"_{size}" if size else "")
         stem += f"_subset{args.subset}" if args.subset else ""
+        stem += f"_refine-{args.refine}" if args.refine != "none" else ""
         print(f"wrote {write_json(result, output / f'{stem}.json')}")
         runs.append(result)
     print()

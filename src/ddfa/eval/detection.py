@@ -116,18 +116,23 @@ def _centres(points: np.ndarray) -> np.ndarray:
     return (points[..., :2].min(axis=-2) + points[..., :2].max(axis=-2)) / 2.0
 
 
-def evaluate_photos(aligner, photos: FullPhotos, *, progress: Callable[[int, int], None] | None = None) -> dict:
+def evaluate_photos(aligner, photos: FullPhotos, *, progress: Callable[[int, int], None] | None = None,
+                    refine: str = "none") -> dict:
     """Run the protocol's steps 1-3 on every photo (see the module docstring).
 
     Args:
         aligner: a :class:`~ddfa.FaceAligner` with a detector.
+        refine: also the landmark-crop pass with this test-time refinement
+            (:mod:`ddfa.pipeline.refine`), as the ``refined`` policy, timed per face.
 
     Returns:
         per-photo arrays: ``found`` (N,) bool, ``distance`` (N,) centre distance / GT size
         (inf when nothing was detected), ``boxes`` (N,) int detections, ``ms`` (N,) detection
         milliseconds, ``ms_total`` (N,) detection + box-crop alignment milliseconds,
         ``box_landmarks`` / ``landmark_landmarks`` (N, 68, 2) of the chosen face (NaN when not
-        found), ``box_angles`` / ``landmark_angles`` (N, 3) its yaw, pitch, roll.
+        found), ``box_angles`` / ``landmark_angles`` (N, 3) its yaw, pitch, roll; with
+        ``refine``: ``refined_landmarks``, ``refined_angles`` and ``ms_landmark`` /
+        ``ms_refined`` (N,) ms of the plain and the refined landmark-crop pass of the chosen face.
     """
     n = len(photos.names)
     gt = photos.landmarks
@@ -139,12 +144,17 @@ def evaluate_photos(aligner, photos: FullPhotos, *, progress: Callable[[int, int
         "box_landmarks": np.full((n, 68, 2), np.nan), "landmark_landmarks": np.full((n, 68, 2), np.nan),
         "box_angles": np.full((n, 3), np.nan), "landmark_angles": np.full((n, 3), np.nan),
     }
+    policies = ("box", "landmark", "refined") if refine != "none" else ("box", "landmark")
+    if refine != "none":
+        out.update(refined_landmarks=np.full((n, 68, 2), np.nan), refined_angles=np.full((n, 3), np.nan),
+                   ms_landmark=np.full(n, np.nan), ms_refined=np.full(n, np.nan))
+    out["policies"] = policies
     for i, name in enumerate(photos.names):
         image = read_image(photos.folder / name)
         start = time.perf_counter()
         detections = aligner.detect(image)
         middle = time.perf_counter()
-        faces = aligner(image, boxes=detections, crop_policy="box") if len(detections) else []
+        faces = aligner(image, boxes=detections, crop_policy="box", refine="none") if len(detections) else []
         out["ms"][i] = (middle - start) * 1e3
         out["ms_total"][i] = (time.perf_counter() - start) * 1e3
         out["boxes"][i] = len(detections)
@@ -155,12 +165,21 @@ def evaluate_photos(aligner, photos: FullPhotos, *, progress: Callable[[int, int
             out["distance"][i] = dist[best]
             if dist[best] < 1.0:
                 face = faces[best]
-                refined = aligner.align_rois(image, roi_from_landmarks(face.landmarks[None]))[0]
+                roi = roi_from_landmarks(face.landmarks[None])
+                start = time.perf_counter()
+                second = aligner.align_rois(image, roi, refine="none")[0]
                 out["found"][i] = True
                 out["box_landmarks"][i] = face.landmarks[:, :2]
-                out["landmark_landmarks"][i] = refined.landmarks[:, :2]
+                out["landmark_landmarks"][i] = second.landmarks[:, :2]
                 out["box_angles"][i] = face.pose.as_array()
-                out["landmark_angles"][i] = refined.pose.as_array()
+                out["landmark_angles"][i] = second.pose.as_array()
+                if refine != "none":
+                    middle = time.perf_counter()
+                    refined = aligner.align_rois(image, roi, refine=refine)[0]
+                    out["ms_landmark"][i] = (middle - start) * 1e3
+                    out["ms_refined"][i] = (time.perf_counter() - middle) * 1e3
+                    out["refined_landmarks"][i] = refined.landmarks[:, :2]
+                    out["refined_angles"][i] = refined.pose.as_array()
         if progress is not None:
             progress(i + 1, n)
     return out
@@ -186,7 +205,9 @@ def summarize(photos: FullPhotos, per_photo: dict) -> tuple[dict, dict]:
     per_photo["nme_pct"], per_photo["pose_error"] = {}, {}
     gt = photos.landmarks[found]
     keep_pose = found & np.all(np.abs(photos.angles) <= ANGLE_LIMIT_DEG, axis=1)
-    for policy, label in (("box", "box crop"), ("landmark", "landmark crop")):
+    labels = {"box": "box crop", "landmark": "landmark crop", "refined": "landmark crop, refined"}
+    for policy in per_photo.get("policies", ("box", "landmark")):
+        label = labels[policy]
         errors = nme(per_photo[f"{policy}_landmarks"][found], gt)
         results["nme"][policy] = summarize_bins(errors, photos.yaw[found])
         full = np.full(len(found), np.nan)
@@ -207,12 +228,16 @@ def summarize(photos: FullPhotos, per_photo: dict) -> tuple[dict, dict]:
     results["ms_per_photo"] = {"detect_median": float(np.median(ms)), "detect_mean": float(np.mean(ms)),
                                "detect_align_median": float(np.median(total)),
                                "detect_align_mean": float(np.mean(total))}
+    if "ms_refined" in per_photo:  # per face: the landmark-crop pass, plain and refined
+        results["ms_per_face"] = {"landmark_median": float(np.nanmedian(per_photo["ms_landmark"])),
+                                  "refined_median": float(np.nanmedian(per_photo["ms_refined"]))}
     return results, curves
 
 
 def run_detection(detector: Any = None, *, model: str = "mb05", assets=None, data_dir=None, threads: int | None = None,
                   detector_options: Any = None, names: Sequence[str] | None = None, subset: int | None = None,
-                  aligner=None, progress: Callable[[int, int], None] | None = None) -> BenchmarkResult:
+                  aligner=None, progress: Callable[[int, int], None] | None = None,
+                  refine: str = "none") -> BenchmarkResult:
     """The end-to-end detection benchmark on the full-size AFLW2000-3D development photos.
 
     Args:
@@ -226,6 +251,8 @@ def run_detection(detector: Any = None, *, model: str = "mb05", assets=None, dat
         aligner: a ready :class:`~ddfa.FaceAligner` (then ``detector``, ``model``,
             ``threads`` and ``detector_options`` are ignored).
         progress: called with ``(done, total)`` after each photo.
+        refine: ``"flip"`` or ``"full"``: also score the landmark-crop pass with that test-time
+            refinement (policy ``refined``, beside the plain ones, with its ms per face).
 
     Returns:
         A :class:`~ddfa.eval.report.BenchmarkResult` (``benchmark="detection"``) whose results
@@ -243,7 +270,7 @@ def run_detection(detector: Any = None, *, model: str = "mb05", assets=None, dat
     if aligner.detector is None:
         raise InputError("the detection benchmark needs a detector")
     photos = load_full_photos(data_dir, store=store, names=names, subset=subset)
-    per_photo = evaluate_photos(aligner, photos, progress=progress)
+    per_photo = evaluate_photos(aligner, photos, progress=progress, refine=refine)
     results, curves = summarize(photos, per_photo)
     det = aligner.detector
     det_name = getattr(det, "name", type(det).__name__)
@@ -259,6 +286,7 @@ def run_detection(detector: Any = None, *, model: str = "mb05", assets=None, dat
         "weights_sha256": aligner.regressor.weights_sha256,
         "backend": aligner.regressor.backend,
         "threads": aligner.base_options.threads,
+        "refine": refine,
     }
     protocol = {
         "dataset": f"AFLW2000-3D full-size photos ({photos.folder})",
@@ -303,7 +331,9 @@ def format_detection_table(results: Sequence[BenchmarkResult], digits: int = 2) 
         f"{'detector':<22}{'det all':>8}{rate_bins}"
         + "".join(f"{'box ' + b:>14}" for b in YAW_BIN_LABELS) + f"{'box mean':>10}"
         + "".join(f"{'lmk ' + b:>14}" for b in YAW_BIN_LABELS) + f"{'lmk mean':>10}"
-        + f"{'pose box':>10}{'pose lmk':>10}{'boxes':>7}{'ms det':>8}{'ms e2e':>8}",
+        + f"{'pose box':>10}{'pose lmk':>10}{'boxes':>7}{'ms det':>8}{'ms e2e':>8}"
+        + (f"{'refine':>8}{'ref mean':>10}{'pose ref':>10}{'ms/face lmk':>13}{'ms/face ref':>13}"
+           if any("refined" in r.results["nme"] for r in results) else ""),
     ]
     for result in results:
         r = result.results
@@ -317,6 +347,10 @@ def format_detection_table(results: Sequence[BenchmarkResult], digits: int = 2) 
         row += f"{_fmt(r['pose_mae']['box']['mean'], digits):>10}{_fmt(r['pose_mae']['landmark']['mean'], digits):>10}"
         row += f"{r['boxes_per_photo']:>7.2f}{r['ms_per_photo']['detect_median']:>8.1f}"
         row += f"{r['ms_per_photo']['detect_align_median']:>8.1f}"
+        if "refined" in r["nme"]:
+            row += f"{result.model.get('refine', ''):>8}{_fmt(r['nme']['refined']['mean_of_bins'], digits):>10}"
+            row += f"{_fmt(r['pose_mae']['refined']['mean'], digits):>10}"
+            row += f"{r['ms_per_face']['landmark_median']:>13.1f}{r['ms_per_face']['refined_median']:>13.1f}"
         lines.append(row)
     counts = first.results["detection_rate"]["bin_counts"]
     lines.append(f"photos per |yaw| bin: {'/'.join(str(c) for c in counts)}; ms: median per photo")

@@ -249,7 +249,8 @@ class FaceAligner:
             return boxes, boxes.roi_mapping or self.roi_mapping
         return check_boxes(boxes, shape, limits, source), FACEBOXES_ROI
 
-    def align_rois(self, image, roi_boxes, *, dense: bool = False, boxes=None, scores=None) -> list[Face]:
+    def align_rois(self, image, roi_boxes, *, dense: bool = False, boxes=None, scores=None,
+                   refine: RefineMode | None = None) -> list[Face]:
         """Regress faces from given roi boxes (the tracking step of video: rois from landmarks).
 
         Args:
@@ -257,19 +258,24 @@ class FaceAligner:
             roi_boxes: (K, 4) roi boxes ``(sx, sy, ex, ey)``.
             boxes, scores: optional (K, 4) boxes and (K,) scores to store on the faces (default:
                 the landmarks' bounding boxes and 1.0).
+            refine: test-time refinement of this pass (None: the aligner's ``options.refine``).
         """
         arr = self._load(image, self.options.channels, "image", self.options.limits)
         rois = check_boxes(roi_boxes, arr.shape, self.options.limits, "roi_boxes", kind="roi").boxes
         if not len(rois):
             return []
+        if refine is None:
+            refine = self.options.refine
+        elif refine not in REFINE_MODES:
+            raise InputError(f"refine must be one of {REFINE_MODES}, got {refine!r}")
         index = np.zeros(len(rois), dtype=np.int64)
-        params, landmarks, spread = self._regress([arr], index, rois, self.options.refine)
+        params, landmarks, spread = self._regress([arr], index, rois, refine)
         if boxes is None:
             boxes = landmark_boxes(landmarks)
         if scores is None:
             scores = np.ones(len(rois), np.float32)
         return self._make_faces(params, landmarks, rois, np.asarray(boxes, np.float32),
-                                np.asarray(scores, np.float32), index, dense, None, spread, self.options.refine)
+                                np.asarray(scores, np.float32), index, dense, None, spread, refine)
 
     # ------------------------------------------------------------------ internals
     @staticmethod
