@@ -69,6 +69,7 @@ def test_cli_renders_video_and_records(tmp_path, obama_path, assets_dir, capsys)
     for _ in range(9):
         ok, frame = capture.read()
     face = frames[8]["faces"][0]
+    frame = frame.astype(np.int64)  # (uint8 sums wrap around)
     green = [frame[y, x, 1] > 150 and frame[y, x, 1] > frame[y, x, 2] + 50
              for x, y, _ in np.round(face["landmarks_68"]).astype(int)]
     assert np.mean(green) > 0.8
