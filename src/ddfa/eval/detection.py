@@ -401,7 +401,10 @@ def format_markdown_table(results: Sequence[BenchmarkResult]) -> str:
     """The same figures as a Markdown table (for the README)."""
     head = ("| detector | detected (all / >60°) | NME box crop: [0,30] / (30,60] / (60,90] / **mean** "
             "| NME landmark crop: bins / **mean** | pose MAE box / lmk (°) | boxes / photo | ms / photo (det / e2e) |")
-    lines = [head, "| --- | --- | --- | --- | --- | --- | --- |"]
+    refined = any("refined" in r.results["nme"] for r in results)
+    if refined:
+        head += " NME landmark crop, refined: bins / **mean** | ms / face (plain / refined) |"
+    lines = [head, "| --- " * head.count(" | ") + "| --- |"]
     for result in results:
         r = result.results
         rate = r["detection_rate"]
@@ -416,6 +419,12 @@ def format_markdown_table(results: Sequence[BenchmarkResult]) -> str:
             f"{r['boxes_per_photo']:.2f}",
             f"{r['ms_per_photo']['detect_median']:.1f} / {r['ms_per_photo']['detect_align_median']:.1f}",
         ]
+        if refined and "refined" in r["nme"]:
+            bins = " / ".join(_fmt(r["nme"]["refined"][k], 2) for k in YAW_BIN_KEYS)
+            cells += [f"{result.model.get('refine')}: {bins} / **{r['nme']['refined']['mean_of_bins']:.2f}**",
+                      f"{r['ms_per_face']['landmark_median']:.1f} / {r['ms_per_face']['refined_median']:.1f}"]
+        elif refined:
+            cells += ["", ""]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
