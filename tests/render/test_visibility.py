@@ -10,7 +10,15 @@ from ddfa.morphable.frames import model_to_image
 from ddfa.morphable.mirror import IBUG68_MIRROR
 from ddfa.morphable.params import NUM_COEFFICIENTS, join_params
 from ddfa.morphable.pose import angles_to_rotation
-from ddfa.render.visibility import _FAR_LEFT, crude_visibility, landmark_visibility
+from ddfa.render.visibility import (
+    _FAR_LEFT,
+    FACING_GROUPS,
+    FACING_MIN,
+    crude_visibility,
+    facing_thresholds,
+    landmark_patches,
+    landmark_visibility,
+)
 
 
 def _posed_mean_face(model, yaw, pitch=0.0, roll=0.0):
@@ -23,7 +31,7 @@ def _posed_mean_face(model, yaw, pitch=0.0, roll=0.0):
 
 def test_frontal_face_shows_its_landmarks(noneck_model):
     visible = landmark_visibility(_posed_mean_face(noneck_model, 0.0), noneck_model)
-    assert visible.sum() >= 64  # (two jaw points below the ears are seen just past edge-on)
+    assert visible.sum() >= 64  # (two jaw points below the ears face sideways: hidden)
     assert visible[17:].all()  # brows, nose, eyes, mouth
     np.testing.assert_array_equal(visible, visible[IBUG68_MIRROR])  # symmetric
 
@@ -40,6 +48,17 @@ def test_profile_hides_the_far_half_and_shows_the_near_half(noneck_model, yaw):
     assert visible[[30, 33, 51, 57]].all()  # nose tip, nose base, lip centres
 
 
+def test_facing_thresholds_are_mirror_symmetric_and_patches_average(noneck_model):
+    assert FACING_MIN.shape == (68,) and np.isfinite(FACING_MIN).all()
+    np.testing.assert_array_equal(FACING_MIN, FACING_MIN[IBUG68_MIRROR])
+    for value, ids in FACING_GROUPS.values():
+        assert np.all(facing_thresholds()[list(ids)] == value)
+    patches = landmark_patches(noneck_model)
+    assert patches.shape == (68, len(noneck_model.mean))
+    np.testing.assert_allclose(np.asarray(patches.sum(axis=1)).ravel(), 1.0)
+    assert (patches[np.arange(68), noneck_model.landmark_vertices] > 0).all()  # each patch holds its landmark
+
+
 def test_crude_rule():
     assert crude_visibility(0.0).all()
     left, right = crude_visibility(60.0), crude_visibility(-60.0)
@@ -49,9 +68,9 @@ def test_crude_rule():
 
 def test_agrees_with_aflw_visibility_marks_past_45_degrees(assets_dir, data_dir, aligner, noneck_model):
     """On 60 development faces past 45 deg of yaw (mb05 on their benchmark crops), the mesh's
-    visibility agrees with AFLW's marks on the 21 points about as well as measured on all 1700
-    development photos' faces (90.6%, experiments/visibility_check.py); the crude rule is printed
-    for comparison."""
+    visibility agrees with AFLW's marks on the 21 points better than the crude rule ("far half
+    hidden") and about as well as on all the development faces (92.6%,
+    experiments/visibility_check.py)."""
     from ddfa.eval.aflw import AFLW21_FROM_68
     from ddfa.eval.aflw2000 import load_aflw2000
     from ddfa.eval.protocols import load_crops
@@ -73,7 +92,8 @@ def test_agrees_with_aflw_visibility_marks_past_45_degrees(assets_dir, data_dir,
     crude = np.array([aflw21(crude_visibility(y)) for y in pose_angles(params)[:, 0]])
     agreement, crude_agreement = (mesh == marks).mean(), (crude == marks).mean()
     print(f"visibility agreement on {len(rows)} faces: mesh {agreement:.4f}, crude rule {crude_agreement:.4f}")
-    assert agreement > 0.87
+    assert agreement > crude_agreement + 0.005
+    assert agreement > 0.9
     assert (~marks).mean() > 0.3  # the test is not trivial: many marked invisible
 
 
