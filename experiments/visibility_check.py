@@ -23,7 +23,8 @@ and the near side, by yaw bin, and which way.
     python experiments/visibility_check.py --assets ../shared/assets [--calibrate] [--analyse] [--refine full]
 
 Result (mb05, no refinement; 340 development / 152 held-out faces past 45 deg): mesh 92.62 /
-91.89 / 92.39 % (dev / held-out / all), crude rule 91.27 / 91.07 / 91.21 %; ~12 ms per face.
+91.89 / 92.39 % (dev / held-out / all), crude rule 91.27 / 91.07 / 91.21 %; 20-28 ms per face
+(numpy, on the shared 2-core machine; the mean face shows all 68 landmarks from the front).
 Short of the issue's 93 %. Where the rest lies (``--analyse``): the near-side points the
 annotators marked hidden (hair over the near ear lobe, 26 % of them; over the near brows, ~8 %)
 are not self-occlusion and no mesh rule sees them; the far-side inner brow, brow centre and eye
