@@ -154,13 +154,13 @@ def vertex_patches(mean: np.ndarray, vertex_ids, radius: float, triangles=None) 
     rows, members = np.nonzero(squared <= reach * reach)  # row-major: patch after patch, ids ascending
     counts = np.bincount(rows, minlength=len(ids)).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    distinct = np.unique(members).astype(np.int64)
+    in_patch = np.zeros(len(mean), dtype=bool)
+    in_patch[members] = True
+    distinct = np.flatnonzero(in_patch).astype(np.int64)
     touching = None
     if triangles is not None:
-        tris = np.asarray(triangles, dtype=np.int64)
-        in_patch = np.zeros(len(mean), dtype=bool)
-        in_patch[distinct] = True
-        touching = np.flatnonzero(in_patch[tris].any(axis=1)).astype(np.int64)
+        tris = np.asarray(triangles, dtype=np.intp)
+        touching = np.flatnonzero(in_patch[tris[:, 0]] | in_patch[tris[:, 1]] | in_patch[tris[:, 2]]).astype(np.int64)
     return Patches(members.astype(np.int64), starts, counts, distinct, touching)
 
 
