@@ -62,6 +62,13 @@ def main() -> None:
     pipe_threads = args.threads or pipeline_threads()
     pipe_aligner = ddfa.FaceAligner(assets=args.assets, backend=args.backend, threads=pipe_threads)
     aligner(str(photos[0])), pipe_aligner(str(photos[0]))  # warm-up (compiles)
+    # landmark visibility (written into every JSON) as ddfa align computes it for this many images
+    from ddfa.cli.align import KERNELS_FROM_IMAGES
+    from ddfa.render.visibility import compiled_kernels_loaded, load_compiled_kernels
+
+    if len(photos) >= KERNELS_FROM_IMAGES:
+        load_compiled_kernels()
+    print(f"landmark visibility: {'numba kernels' if compiled_kernels_loaded() else 'numpy'}")
     rates: dict[str, list[float]] = {"sequential": [], "pipelined": []}
     stage_rows = []
     with tempfile.TemporaryDirectory() as tmp:

@@ -157,3 +157,20 @@ def test_numpy_depths_and_normals_equal_the_compiled_renderers(noneck_model):
         patches = landmark_patches(noneck_model)
         np.testing.assert_allclose(vertex_normal_z(local, triangles, patches, ids),
                                    patches.average(vertex_normals(local, triangles)[:, 2]), atol=1e-5)
+
+
+def test_numpy_and_compiled_paths_agree(noneck_model, monkeypatch):
+    """One photo computes visibility in numpy, a folder run on numba's kernels once loaded
+    (``ddfa align`` loads them for long runs): the same landmarks come out either way."""
+    from ddfa.render import visibility
+
+    meshes = [_posed_mean_face(noneck_model, yaw, pitch) for yaw, pitch in ((0, 0), (35, 10), (-60, -5), (85, 0))]
+    results = {}
+    for compiled in (False, True):
+        monkeypatch.setattr(visibility, "compiled_kernels_loaded", lambda compiled=compiled: compiled)
+        results[compiled] = [visibility.landmark_evidence(m, noneck_model) for m in meshes]
+    for (facing_a, hidden_a), (facing_b, hidden_b) in zip(results[False], results[True]):
+        np.testing.assert_allclose(facing_a, facing_b, atol=1e-5)
+        np.testing.assert_array_equal(hidden_a, hidden_b)
+    visibility.load_compiled_kernels()
+    assert visibility._KERNELS_READY.is_set()
