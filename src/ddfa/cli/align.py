@@ -324,7 +324,9 @@ def run(args) -> int:
         if len(todo) > 1 and not args.sequential and base.threads is None:
             base = base.replace(threads=pipeline_threads())  # throughput mode: a core for reading and writing
         if len(todo) >= KERNELS_FROM_IMAGES:  # the compiled visibility kernels pay for their loading
-            _load_visibility_kernels_in_background()
+            from ..render.visibility import load_compiled_kernels_in_background
+
+            load_compiled_kernels_in_background()
         aligner = FaceAligner(model=args.model, detector=args.detector, base_options=base, options=options,
                               detector_options=detector_options)
     # 5. the images; the run record whatever happens
@@ -343,20 +345,6 @@ def run(args) -> int:
 #: runs of at least this many images load numba's visibility kernels (0.5-0.7 s, ~8 s the first
 #: time on a machine) to save ~13 ms per face; shorter runs compute visibility in numpy
 KERNELS_FROM_IMAGES = 50
-
-
-def _load_visibility_kernels_in_background() -> None:
-    """Load numba's visibility kernels while the models load and the first images run (until
-    then visibility runs in numpy). Not a daemon: the interpreter waits for it at exit."""
-    from ..render.visibility import load_compiled_kernels
-
-    def load() -> None:
-        try:
-            load_compiled_kernels()
-        except Exception:  # (numpy goes on doing the work)
-            pass
-
-    threading.Thread(target=load, name="ddfa-visibility-kernels", daemon=False).start()
 
 
 def _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, totals) -> None:

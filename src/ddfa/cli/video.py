@@ -116,8 +116,10 @@ def run(args: argparse.Namespace) -> int:
     source = VideoSource(args.input, fps=args.fps, max_frames=args.max_frames)
     mode: SmoothMode = args.smooth or ("causal" if source.kind == "camera" else "offline")
     options = replace(options, smoothing=replace(smoothing, mode=mode))
+    from ..render.visibility import load_compiled_kernels_in_background
     from .main import detector_options_from_args
 
+    load_compiled_kernels_in_background()  # a video's many faces: landmark visibility on numba's kernels
     aligner = FaceAligner(model=args.model, detector=args.detector, assets=args.assets, device=args.device,
                           backend=args.backend, detector_options=detector_options_from_args(args),
                           refine=args.refine)

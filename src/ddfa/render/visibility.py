@@ -331,6 +331,22 @@ def load_compiled_kernels() -> None:
     _KERNELS_READY.set()
 
 
+def load_compiled_kernels_in_background() -> threading.Thread:
+    """:func:`load_compiled_kernels` in a thread, while models load and the first faces run (in
+    numpy until it is done); errors leave numpy doing the work. Not a daemon: the interpreter
+    waits for it at exit (a thread killed inside numba's compiler would abort the process)."""
+
+    def load() -> None:
+        try:
+            load_compiled_kernels()
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=load, name="ddfa-visibility-kernels", daemon=False)
+    thread.start()
+    return thread
+
+
 def vertex_visibility(vertices: np.ndarray, triangles: np.ndarray, vertex_ids: np.ndarray,
                       patches: Patches | None = None, *, facing_min: float | np.ndarray = 0.0,
                       **options) -> np.ndarray:
