@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import ddfa
+from ddfa.cli.align import align_for_output
 from ddfa.io.image import read_image
 from ddfa.io.results import image_result, write_json
 from ddfa.pipeline.throughput import pipeline_threads, pipelined, sequential
@@ -36,7 +37,7 @@ def run(mode, aligner, photos: list[Path], outputs: list[str], out_dir: Path) ->
 
     start = time.perf_counter()
     stages: dict[str, list[float]] = {"decode": [], "process": [], "write": []}
-    for out in mode(photos, read_image, lambda path, image: aligner(image), write):
+    for out in mode(photos, read_image, lambda path, image: align_for_output(aligner, image), write):
         if out.error is not None:
             raise out.error
         for stage, seconds in out.seconds.items():
