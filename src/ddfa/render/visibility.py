@@ -110,17 +110,18 @@ def facing_thresholds(groups: dict[str, tuple[float, tuple[int, ...]]] | None = 
 #: (68,) minimum z of each landmark's patch normal
 FACING_MIN = facing_thresholds()
 
+
 @dataclass(frozen=True)
 class Patches:
     """For each of P tested vertices, the vertices whose normals it averages: ``members`` (M,)
     int64 vertex ids, patch after patch; ``starts`` (P,) int64 offset of each patch in
-    ``members``; ``counts`` (P,) int64 its size (every patch holds at least its own vertex)."""
+    ``members``; ``counts`` (P,) int64 its size (every patch holds at least its own vertex);
+    ``triangles`` (A,) int64 ids of the mesh's triangles with a corner in some patch (their
+    normals are the ones needed), or None (all)."""
 
     members: np.ndarray
     starts: np.ndarray
     counts: np.ndarray
-    #: (U,) the distinct member vertices, and (A,) the triangles with a corner among them
-    vertices: np.ndarray | None = None
     triangles: np.ndarray | None = None
 
     def average(self, values: np.ndarray) -> np.ndarray:
@@ -156,14 +157,13 @@ def vertex_patches(mean: np.ndarray, vertex_ids, radius: float, triangles=None) 
     rows, members = np.nonzero(squared <= reach * reach)  # row-major: patch after patch, ids ascending
     counts = np.bincount(rows, minlength=len(ids)).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    in_patch = np.zeros(len(mean), dtype=bool)
-    in_patch[members] = True
-    distinct = np.flatnonzero(in_patch).astype(np.int64)
     touching = None
     if triangles is not None:
+        in_patch = np.zeros(len(mean), dtype=bool)
+        in_patch[members] = True
         tris = np.asarray(triangles, dtype=np.intp)
         touching = np.flatnonzero(in_patch[tris[:, 0]] | in_patch[tris[:, 1]] | in_patch[tris[:, 2]]).astype(np.int64)
-    return Patches(members.astype(np.int64), starts, counts, distinct, touching)
+    return Patches(members.astype(np.int64), starts, counts, touching)
 
 
 #: a pixel centre on a triangle's edge is inside within this many barycentric units (as
