@@ -144,11 +144,9 @@ def evaluate_photos(aligner, photos: FullPhotos, *, progress: Callable[[int, int
         "box_landmarks": np.full((n, 68, 2), np.nan), "landmark_landmarks": np.full((n, 68, 2), np.nan),
         "box_angles": np.full((n, 3), np.nan), "landmark_angles": np.full((n, 3), np.nan),
     }
-    policies = ("box", "landmark", "refined") if refine != "none" else ("box", "landmark")
     if refine != "none":
         out.update(refined_landmarks=np.full((n, 68, 2), np.nan), refined_angles=np.full((n, 3), np.nan),
                    ms_landmark=np.full(n, np.nan), ms_refined=np.full(n, np.nan))
-    out["policies"] = policies
     for i, name in enumerate(photos.names):
         image = read_image(photos.folder / name)
         start = time.perf_counter()
@@ -206,7 +204,7 @@ def summarize(photos: FullPhotos, per_photo: dict) -> tuple[dict, dict]:
     gt = photos.landmarks[found]
     keep_pose = found & np.all(np.abs(photos.angles) <= ANGLE_LIMIT_DEG, axis=1)
     labels = {"box": "box crop", "landmark": "landmark crop", "refined": "landmark crop, refined"}
-    for policy in per_photo.get("policies", ("box", "landmark")):
+    for policy in (p for p in ("box", "landmark", "refined") if f"{p}_landmarks" in per_photo):
         label = labels[policy]
         errors = nme(per_photo[f"{policy}_landmarks"][found], gt)
         results["nme"][policy] = summarize_bins(errors, photos.yaw[found])
