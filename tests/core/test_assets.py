@@ -149,3 +149,19 @@ def test_file_digest_is_recorded_across_processes_and_redone_when_the_file_chang
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     store_module._DIGESTS.clear()
     assert store_module.file_digest(path) == store_module.sha256_file(path) != first
+
+
+def test_cache_and_config_folders_follow_one_rule(monkeypatch, tmp_path):
+    from ddfa.assets.store import default_cache_dir
+    from ddfa.nets.model_cache import config_dir
+
+    for name in ("DDFA_CACHE", "DDFA_CONFIG", "XDG_CACHE_HOME", "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert default_cache_dir() == tmp_path / ".cache/ddfa" and config_dir() == tmp_path / ".config/ddfa"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xc"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xf"))
+    assert default_cache_dir() == tmp_path / "xc/ddfa" and config_dir() == tmp_path / "xf/ddfa"
+    monkeypatch.setenv("DDFA_CACHE", str(tmp_path / "c"))
+    monkeypatch.setenv("DDFA_CONFIG", str(tmp_path / "f"))
+    assert default_cache_dir() == tmp_path / "c" and config_dir() == tmp_path / "f"

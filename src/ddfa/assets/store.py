@@ -26,6 +26,7 @@ import numpy as np
 
 from ..caching import ContentCache
 from ..errors import AssetError, InputError
+from ..userdirs import user_dir
 from .registry import KNOWN_FILES, KnownFile
 from .safe_pickle import load_numpy_pickle, load_torch_checkpoint
 
@@ -34,12 +35,9 @@ ENV_CACHE = "DDFA_CACHE"
 
 
 def default_cache_dir() -> Path:
-    """Directory for downloads and converted files: ``$DDFA_CACHE`` or ``~/.cache/ddfa``."""
-    env = os.environ.get(ENV_CACHE)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "ddfa"
+    """Directory for downloads and converted files: ``$DDFA_CACHE``, or ``$XDG_CACHE_HOME/ddfa``,
+    or ``~/.cache/ddfa``."""
+    return user_dir(ENV_CACHE, "XDG_CACHE_HOME", ".cache")
 
 
 def default_asset_root() -> Path:

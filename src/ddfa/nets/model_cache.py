@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..userdirs import user_dir
+
 SCHEMA = 1
 MANIFEST = "manifest.json"
 _LOCK = threading.Lock()
@@ -47,11 +49,7 @@ KEY_FILE = "cache.key"
 
 def config_dir() -> Path:
     """``$DDFA_CONFIG``, or ``$XDG_CONFIG_HOME/ddfa``, or ``~/.config/ddfa``."""
-    env = os.environ.get(ENV_CONFIG)
-    if env:
-        return Path(env).expanduser()
-    xdg = os.environ.get("XDG_CONFIG_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".config") / "ddfa"
+    return user_dir(ENV_CONFIG, "XDG_CONFIG_HOME", ".config")
 
 
 @functools.cache
