@@ -105,3 +105,41 @@ def test_documented_triangle_orientation(noneck_model, full_model):
         for landmark in (27, 30, 33, 48, 54, 8):
             around = np.any(model.triangles == model.landmark_vertices[landmark], axis=1)
             assert around.sum() >= 4 and np.all(area[around] > 0), landmark
+
+
+def test_cached_model_and_patches_equal_a_fresh_build_and_are_rebuilt_when_tampered(tmp_path, monkeypatch, store):
+    """The no-neck model and the landmarks' normal patches are read back from the cache of
+    converted files: same arrays as built from the asset files; a changed cache file is rebuilt."""
+    import ddfa
+    from ddfa.morphable.model import _build_arrays, load_morphable_model
+    from ddfa.render.visibility import NORMAL_RADIUS, landmark_patches, vertex_patches
+
+    monkeypatch.setenv("DDFA_CACHE", str(tmp_path))
+    fresh = _build_arrays(store, "noneck")
+    ddfa.clear_caches()
+    built = load_morphable_model(store)  # a miss: built and written to the cache
+    (entry,) = (tmp_path / "models").glob("morphable-noneck-*")
+    ddfa.clear_caches()
+    read = load_morphable_model(store)  # read back
+    assert read is not built and len(read.content_key) == 64 and read.content_key == built.content_key
+    for model in (built, read):
+        for name, array in fresh.items():
+            got = getattr(model, name)
+            assert got.dtype == array.dtype and not got.flags.writeable
+            np.testing.assert_array_equal(got, array)
+
+    patches = landmark_patches(read)
+    assert list((tmp_path / "models").glob("patches-noneck-*"))
+    expected = vertex_patches(np.asarray(fresh["mean"], np.float64), fresh["landmark_vertices"], NORMAL_RADIUS,
+                              fresh["triangles"])
+    ddfa.clear_caches()
+    again = landmark_patches(load_morphable_model(store))
+    for got in (patches, again):
+        for field in ("members", "starts", "counts", "triangles"):
+            np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+
+    data = bytearray((entry / "arrays.bin").read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte in the basis
+    (entry / "arrays.bin").write_bytes(bytes(data))
+    ddfa.clear_caches()
+    np.testing.assert_array_equal(load_morphable_model(store).basis, fresh["basis"])

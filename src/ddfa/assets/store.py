@@ -78,24 +78,44 @@ def _recorded_digest(resolved: str, stat: os.stat_result, path: Path) -> str:
     signature = _stat_signature(stat)
     record = default_cache_dir() / DIGEST_RECORD
     with _RECORD_LOCK:
-        try:
-            data = json.loads(record.read_text())
-            files = {str(k): list(v) for k, v in data["files"].items()}
-            if not hmac.compare_digest(str(data.get("mac", "")), _mac({"files": files})):
-                files = {}
-        except (OSError, ValueError, AttributeError, KeyError, TypeError):
-            files = {}
+        files = _read_record(record)
         entry = files.get(resolved)
         if entry is not None and entry[:-1] == signature and isinstance(entry[-1], str):
             return entry[-1]
     digest = sha256_file(path)
     with _RECORD_LOCK:
-        files[resolved] = signature + [digest]
+        files = {**_read_record(record), resolved: signature + [digest]}
         try:
             _write_atomic(record, json.dumps({"files": files, "mac": _mac({"files": files})}).encode())
         except OSError:  # a cache that cannot be written: hashed again next time
             pass
     return digest
+
+
+#: the last digest record read: (its path and stat signature, its verified entries)
+_LAST_RECORD: list = [None, {}]
+
+
+def _read_record(record: Path) -> dict[str, list]:
+    """The verified entries of the digest record (``{}`` when absent, unreadable or not signed
+    with this user's key); parsed and checked once per version of the file."""
+    try:
+        version = (str(record), *_stat_signature(record.stat()))
+    except OSError:
+        return {}
+    if _LAST_RECORD[0] == version:
+        return _LAST_RECORD[1]
+    from ..nets.model_cache import _mac
+
+    try:
+        data = json.loads(record.read_text())
+        files = {str(k): list(v) for k, v in data["files"].items()}
+        if not hmac.compare_digest(str(data.get("mac", "")), _mac({"files": files})):
+            files = {}
+    except (OSError, ValueError, AttributeError, KeyError, TypeError):
+        files = {}
+    _LAST_RECORD[:] = [version, files]
+    return files
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 20) -> str:

@@ -14,6 +14,8 @@ Arrays: ``(B, N, 3)`` float32 for batches of vertex sets, ``(B, 62)`` for parame
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
@@ -59,6 +61,9 @@ class MorphableModel:
             head, and in the image frame (y down) a front-facing triangle has a positive signed
             area ``(x1 - x0)(y2 - y0) - (x2 - x0)(y1 - y0)``.
         vertex_ids_in_full: (N,) int64 id of each vertex in the 53,215-vertex model.
+        content_key: sha256 hex digest of the asset files the model was built from and of its
+            recipe (``""`` for a model built by hand): what the arrays derived from it are
+            cached under (e.g. :func:`ddfa.render.visibility.landmark_patches`).
     """
 
     name: str
@@ -67,6 +72,7 @@ class MorphableModel:
     landmark_vertices: np.ndarray
     triangles: np.ndarray
     vertex_ids_in_full: np.ndarray
+    content_key: str = field(default="", repr=False)
     _landmark_mean: np.ndarray = field(init=False, repr=False)
     _landmark_basis: np.ndarray = field(init=False, repr=False)
     _torch_cache: dict = field(init=False, repr=False, default_factory=dict)
@@ -170,10 +176,30 @@ def load_morphable_model(assets: AssetsLike = None, variant: MeshVariant = "none
     files = list(FULL_FILES.values()) if variant == "full" else [
         *(FULL_FILES[k] for k in ("u_shp", "u_exp", "w_shp", "w_exp", "keypoints")), NONECK_INDICES, NONECK_TRI]
     key = (variant, *(store.digest(f) for f in files))
-    return _MODELS.get_or_build(key, lambda: _build_model(store, variant))
+    return _MODELS.get_or_build(key, lambda: _cached_model(store, variant, key))
 
 
-def _build_model(store: AssetStore, variant: str) -> MorphableModel:
+#: version of the way :func:`_build_arrays` derives the arrays (bump when its output would change)
+MODEL_RECIPE = 1
+
+
+def _cached_model(store: AssetStore, variant: str, key: tuple[str, ...]) -> MorphableModel:
+    """The model, its arrays read from the cache of converted files (built there on first use:
+    cutting the no-neck model out of 3DDFA's basis takes ~50 ms, reading it back a few)."""
+    from ..nets.model_cache import cached_arrays
+
+    content_key = hashlib.sha256(json.dumps([*key, MODEL_RECIPE]).encode()).hexdigest()
+    arrays = cached_arrays(f"morphable-{variant}", source_sha256=content_key, recipe=MODEL_RECIPE,
+                           cache_dir=store.cache_dir, describe=f"the {variant} morphable model",
+                           build=lambda: _build_arrays(store, variant))
+    model = MorphableModel(name=variant, **arrays, content_key=content_key)
+    for array in (model.mean, model.basis, model.triangles, model.landmark_vertices, model.vertex_ids_in_full):
+        array.setflags(write=False)
+    return model
+
+
+def _build_arrays(store: AssetStore, variant: str) -> dict[str, np.ndarray]:
+    """The model's arrays (fields of :class:`MorphableModel`), from the asset files."""
     mean = (store.load_npy(FULL_FILES["u_shp"]) + store.load_npy(FULL_FILES["u_exp"])).reshape(-1, 3)
     w_shp = store.load_npy(FULL_FILES["w_shp"])
     w_exp = store.load_npy(FULL_FILES["w_exp"])
@@ -198,17 +224,13 @@ def _build_model(store: AssetStore, variant: str) -> MorphableModel:
             raise AssetError(f"{store.root}: a landmark vertex is missing from the no-neck vertex set")
         triangles = np.asarray(store.load_pickle(NONECK_TRI), dtype=np.int32)
         triangles = np.ascontiguousarray(triangles.T if triangles.shape[0] == 3 else triangles)
-    model = MorphableModel(
-        name=variant,
-        mean=np.ascontiguousarray(mean, dtype=np.float32),
-        basis=np.ascontiguousarray(basis, dtype=np.float32),
-        landmark_vertices=landmarks.astype(np.int64),
-        triangles=np.ascontiguousarray(triangles, dtype=np.int32),
-        vertex_ids_in_full=ids,
-    )
-    for array in (model.mean, model.basis, model.triangles, model.landmark_vertices, model.vertex_ids_in_full):
-        array.setflags(write=False)
-    return model
+    return {
+        "mean": np.ascontiguousarray(mean, dtype=np.float32),
+        "basis": np.ascontiguousarray(basis, dtype=np.float32),
+        "landmark_vertices": landmarks.astype(np.int64),
+        "triangles": np.ascontiguousarray(triangles, dtype=np.int32),
+        "vertex_ids_in_full": ids,
+    }
 
 
 def _check_shapes(mean, w_shp, w_exp, landmarks, store) -> None:
