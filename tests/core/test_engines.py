@@ -81,6 +81,28 @@ def test_openvino_compiles_once_per_shape_and_honours_threads(assets_dir, exampl
     assert len(shapes) == 3 and {"dynamic", ((1, 120, 120, 3), None), ((5, 120, 120, 3), None)} == set(shapes)
 
 
+@needs_openvino
+def test_prepared_detector_has_the_shapes_detect_runs(assets_dir, example_images):
+    """FaceAligner.prepare((h, w)) compiles (or imports) in the background exactly the input
+    shapes the detector then runs for such a photo; the faces are the same as unprepared."""
+    image = ddfa.read_image(example_images["trump_hillary.jpg"])
+    options = {"min_face": 16}  # a multi-pass plan: tiles of the finer passes too
+    plain = ddfa.FaceAligner(assets=assets_dir, backend="openvino", detector_options=options)
+    expected = plain.detector.detect(image)
+    prepared = ddfa.FaceAligner(assets=assets_dir, backend="openvino", detector_options=options)
+    shapes = prepared.detector.input_shapes(*image.shape[:2])
+    assert len(shapes) > 1
+    prepared.prepare([image.shape[:2]])
+    runner, deadline = prepared.detector.runner, time.monotonic() + 120
+    while len(runner.compiled_shapes) < len(shapes):  # ready in the background
+        assert time.monotonic() < deadline, runner.compiled_shapes
+        time.sleep(0.01)
+    assert [key[0] for key in runner.compiled_shapes] == shapes
+    got = prepared.detector.detect(image)
+    assert [key[0] for key in runner.compiled_shapes] == shapes  # nothing compiled on the way
+    np.testing.assert_array_equal(got.boxes, expected.boxes)
+
+
 def test_converted_cache_is_keyed_verified_and_rebuilt_when_tampered(tmp_path, monkeypatch, assets_dir,
                                                                     pipeline_golden, capfd):
     monkeypatch.setenv("DDFA_CACHE", str(tmp_path))

@@ -318,6 +318,7 @@ def run(args) -> int:
     # 4. the model, only when there is something to do (a model that cannot be loaded is one error line)
     aligner = None
     if todo:
+        from ..detect.base import create_detector
         from ..pipeline import FaceAligner
         from ..pipeline.throughput import pipeline_threads
 
@@ -327,8 +328,13 @@ def run(args) -> int:
             from ..render.visibility import load_compiled_kernels_in_background
 
             load_compiled_kernels_in_background()
-        aligner = FaceAligner(model=args.model, detector=args.detector, base_options=base, options=options,
-                              detector_options=detector_options)
+        # the detector first, told the first photo's size: its network gets ready (OpenVINO
+        # imports a compiled model per input shape) while the regressor and the 3DMM load
+        detector = create_detector(args.detector, base_options=base, options=detector_options)
+        first_size, prepare = _header_size(todo[0][0]), getattr(detector, "prepare", None)
+        if first_size is not None and prepare is not None:
+            prepare([first_size])
+        aligner = FaceAligner(model=args.model, detector=detector, base_options=base, options=options)
     # 5. the images; the run record whatever happens
     run_folder = manifest.new_run_folder()
     started = time.time()
@@ -340,6 +346,19 @@ def run(args) -> int:
     if totals.interrupted:
         return 130
     return 1 if totals.failures or totals.stopped else 0
+
+
+def _header_size(path) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file from its header (first MiB), or None when it cannot
+    be read there (the image is then checked, and refused, where it is read)."""
+    from ..io.probe import HeaderError, probe_image
+
+    try:
+        with open(path, "rb") as handle:
+            header = probe_image(handle.read(1 << 20))
+    except (OSError, HeaderError):
+        return None
+    return header.height, header.width
 
 
 def align_for_output(aligner, image) -> list:

@@ -7,7 +7,7 @@ image in a call goes through the network in one batch.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, get_args
 
@@ -147,6 +147,15 @@ class FaceAligner:
             self.regressor = create_model(model, base_options=self.base_options)
         self.morphable_model = load_morphable_model(self.base_options.assets, mesh)
         self.detector = create_detector(detector, base_options=self.base_options, options=detector_options)
+
+    def prepare(self, image_sizes: Iterable[tuple[int, int]]) -> None:
+        """Start getting the networks ready for photos of these ``(height, width)`` sizes in the
+        background (the detector's :meth:`prepare`, where it has one: on OpenVINO one compiled
+        model per input shape), so that the first call on such a photo waits less. Optional:
+        every call works without it."""
+        prepare = getattr(self.detector, "prepare", None)
+        if prepare is not None:
+            prepare(list(image_sizes))
 
     @property
     def assets(self) -> AssetStore:
