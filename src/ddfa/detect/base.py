@@ -101,7 +101,12 @@ class Detections:
 
 @runtime_checkable
 class Detector(Protocol):
-    """What ddfa needs from a face detector."""
+    """What ddfa needs from a face detector.
+
+    A detector may also have ``prepare(image_sizes)``: start getting ready, in the background,
+    for photos of these ``(height, width)`` sizes (:meth:`ddfa.FaceAligner.prepare` calls it
+    when present; the single-shot detectors compile their per-shape OpenVINO models there).
+    """
 
     def detect(self, image: np.ndarray) -> Detections:
         """(H, W, 3) uint8 BGR image -> faces, best first."""
