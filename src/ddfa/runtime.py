@@ -10,6 +10,7 @@ keywords are shorthands that build one.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field, replace
 from typing import Literal, get_args
@@ -36,7 +37,9 @@ class BaseOptions:
             natively (AMX or AVX-512-BF16), else onnxruntime when installed; torch otherwise),
             ``"torch"``, ``"onnxruntime"`` or ``"openvino"`` (both CPU only). See
             :mod:`ddfa.nets.engines`.
-        threads: intra-op CPU threads of the inference engine (None: all cores).
+        threads: intra-op CPU threads of the inference engine (None: all cores). Default:
+            ``$DDFA_THREADS`` when set (e.g. one thread per process when several processes
+            share the cores), else None.
         precision: number format of the networks: ``"auto"`` (bfloat16 on OpenVINO where the
             CPU computes it natively, float32 elsewhere), ``"f32"`` (the reference results),
             ``"bf16"`` (OpenVINO only) or ``"int8"`` (the regressor statically quantised,
@@ -46,7 +49,7 @@ class BaseOptions:
     assets: AssetStore = field(default_factory=lambda: resolve_assets(None))
     device: str = "cpu"
     backend: Backend = "auto"
-    threads: int | None = None
+    threads: int | None = field(default_factory=lambda: threads_from_environment())
     precision: Precision = "auto"
 
     def __post_init__(self) -> None:
@@ -65,6 +68,23 @@ class BaseOptions:
     def replace(self, **changes) -> BaseOptions:
         """A copy with some fields changed."""
         return replace(self, **changes)
+
+
+ENV_THREADS = "DDFA_THREADS"
+
+
+def threads_from_environment() -> int | None:
+    """``$DDFA_THREADS`` as a positive integer (None when unset or empty).
+
+    Raises:
+        InputError: a value that is not a positive integer.
+    """
+    value = os.environ.get(ENV_THREADS, "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"${ENV_THREADS} must be a positive integer, got {value!r}")
+    return int(value)
 
 
 def resolve_base_options(
@@ -98,4 +118,5 @@ def resolve_base_options(
     return replace(base_options, **changes) if changes else base_options
 
 
-__all__ = ["BACKENDS", "PRECISIONS", "Backend", "BaseOptions", "Precision", "resolve_base_options"]
+__all__ = ["BACKENDS", "ENV_THREADS", "PRECISIONS", "Backend", "BaseOptions", "Precision", "resolve_base_options",
+           "threads_from_environment"]

@@ -19,19 +19,23 @@ from ddfa.cli.main import main
 AFLW_PHOTOS = ("image00002.jpg", "image00004.jpg", "image00006.jpg")
 
 
-@pytest.fixture(scope="session")
-def mixed_folder(tmp_path_factory, assets_dir, data_dir):
-    """3 example photos and 3 AFLW2000-3D photos (in a sub-folder), the lower half of
-    trump_hillary.jpg (suits, no face), an empty, a truncated and a non-image file, and a text file
-    that is not an input."""
-    root = tmp_path_factory.mktemp("batch_mixed")
+def make_mixed_folder(root: Path, assets_dir: Path, data_dir: Path, more_photos: int = 0) -> SimpleNamespace:
+    """Fill ``root``: 3 example photos and 3 AFLW2000-3D photos (in a sub-folder), the lower
+    half of trump_hillary.jpg (suits, no face), an empty, a truncated and a non-image file, a
+    text file that is not an input, and ``more_photos`` further AFLW2000-3D photos (in
+    ``more/``)."""
     examples = assets_dir / "3DDFA_V2/examples/inputs"
+    full = data_dir / "aflw2000-3d/AFLW2000-full"
     photos = []
     for name in ("JianzhuGuo.jpg", "emma.jpg", "trump_hillary.jpg"):
         photos.append(Path(shutil.copy(examples / name, root / name)))
     (root / "aflw").mkdir()
     for name in AFLW_PHOTOS:
-        photos.append(Path(shutil.copy(data_dir / "aflw2000-3d/AFLW2000-full" / name, root / "aflw" / name)))
+        photos.append(Path(shutil.copy(full / name, root / "aflw" / name)))
+    if more_photos:
+        (root / "more").mkdir()
+        extra = [p for p in sorted(full.glob("*.jpg")) if p.name not in AFLW_PHOTOS][:more_photos]
+        photos += [Path(shutil.copy(path, root / "more" / path.name)) for path in extra]
     no_face = root / "no_face.jpg"  # a real photo's colours, blurred beyond any face
     photo = ddfa.read_image(examples / "trump_hillary.jpg")
     cv2.imwrite(str(no_face), cv2.GaussianBlur(photo, (0, 0), 40))
@@ -44,11 +48,10 @@ def mixed_folder(tmp_path_factory, assets_dir, data_dir):
                            inputs=sorted(str(p) for p in [*photos, no_face, *broken]))
 
 
-@pytest.fixture(scope="session")
-def align_reference(mixed_folder, assets_dir, tmp_path_factory):
-    """``ddfa align``'s per-image JSON for the mixed folder, by absolute path; failures by path."""
-    out = tmp_path_factory.mktemp("batch_align_ref")
-    code = main(["align", str(mixed_folder.root), "--recursive", "--output", str(out), "--outputs", "none",
+def align_folder(folder: SimpleNamespace, out: Path, assets_dir: Path) -> SimpleNamespace:
+    """``ddfa align``'s per-image JSON for a folder of :func:`make_mixed_folder`, by absolute
+    path; failures by path."""
+    code = main(["align", str(folder.root), "--recursive", "--output", str(out), "--outputs", "none",
                  "--assets", str(assets_dir), "--quiet"])
     assert code == 1  # the broken files
     results = {}
@@ -60,10 +63,22 @@ def align_reference(mixed_folder, assets_dir, tmp_path_factory):
     (failures_file,) = out.glob(".ddfa/runs/*/failures.json")
     failures = {os.path.abspath(f["path"]): f["error"] for f in json.loads(failures_file.read_text())}
     # the folder is what it claims to be
-    assert set(failures) == {str(p) for p in mixed_folder.broken}
-    assert len(results[str(mixed_folder.no_face)]["faces"]) == 0
-    assert all(len(results[str(p)]["faces"]) >= 1 for p in mixed_folder.photos)
+    assert set(failures) == {str(p) for p in folder.broken}
+    assert len(results[str(folder.no_face)]["faces"]) == 0
+    assert all(len(results[str(p)]["faces"]) >= 1 for p in folder.photos)
     return SimpleNamespace(images=results, failures=failures)
+
+
+@pytest.fixture(scope="session")
+def mixed_folder(tmp_path_factory, assets_dir, data_dir):
+    """A folder of :func:`make_mixed_folder`: 6 photos, one without a face, 3 broken files."""
+    return make_mixed_folder(tmp_path_factory.mktemp("batch_mixed"), assets_dir, data_dir)
+
+
+@pytest.fixture(scope="session")
+def align_reference(mixed_folder, assets_dir, tmp_path_factory):
+    """``ddfa align``'s results for the mixed folder (:func:`align_folder`)."""
+    return align_folder(mixed_folder, tmp_path_factory.mktemp("batch_align_ref"), assets_dir)
 
 
 def assert_tables_match_align(out: Path, mixed_folder, reference) -> dict:
@@ -123,6 +138,16 @@ def assert_tables_match_align(out: Path, mixed_folder, reference) -> dict:
 def check_tables(mixed_folder, align_reference):
     """``check_tables(out)``: :func:`assert_tables_match_align` on the mixed folder."""
     return lambda out: assert_tables_match_align(out, mixed_folder, align_reference)
+
+
+@pytest.fixture(scope="session")
+def ray_folder(tmp_path_factory, assets_dir, data_dir):
+    """``(folder, check_tables)``: the mixed folder with 14 more photos (24 inputs: enough
+    shards to stop a run half way), and ``check_tables(out)`` against ``ddfa align``'s results
+    for it."""
+    folder = make_mixed_folder(tmp_path_factory.mktemp("batch_ray"), assets_dir, data_dir, more_photos=14)
+    reference = align_folder(folder, tmp_path_factory.mktemp("batch_ray_ref"), assets_dir)
+    return folder, lambda out: assert_tables_match_align(out, folder, reference)
 
 
 @pytest.fixture(scope="session")

@@ -118,10 +118,11 @@ def add_detector_options(group, *, compare: bool = False) -> None:
 
 def base_options_from_args(args: argparse.Namespace):
     """The runtime context (:class:`~ddfa.BaseOptions`) of a sub-command's options."""
-    from ..runtime import BaseOptions
+    from ..runtime import resolve_base_options
 
-    return BaseOptions(assets=args.assets, device=args.device, backend=args.backend,
-                       threads=getattr(args, "threads", None), precision=getattr(args, "precision", "auto"))
+    # an option not given leaves the field's default (threads: $DDFA_THREADS, else all cores)
+    return resolve_base_options(assets=args.assets, device=args.device, backend=args.backend,
+                                threads=getattr(args, "threads", None), precision=getattr(args, "precision", "auto"))
 
 
 def detector_options_from_args(args: argparse.Namespace) -> dict:
