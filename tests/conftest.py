@@ -33,6 +33,32 @@ def _require(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def built_once(tmp_path_factory):
+    """``built_once(name, build) -> folder``: a folder that ``build(folder)`` fills once per test
+    run, shared by the pytest-xdist workers (the first one to ask builds it under a file lock,
+    the others wait and read it), for expensive data several test files read."""
+    import shutil
+
+    from filelock import FileLock
+
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the run's folder, above each worker's own
+
+    def get(name: str, build) -> Path:
+        folder = root / f"built-once-{name}"
+        with FileLock(str(folder) + ".lock"):
+            if not (folder / ".complete").exists():
+                shutil.rmtree(folder, ignore_errors=True)
+                folder.mkdir(parents=True)
+                build(folder)
+                (folder / ".complete").touch()
+        return folder
+
+    return get
+
+
+@pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return _require(SHARED)
 

@@ -50,22 +50,26 @@ def reference_result(golden_aflw2000, assets_dir):
 
 
 @pytest.fixture(scope="session")
-def cli_aflw2000(assets_dir, aflw2000_dir, reference_result, tmp_path_factory):
+def cli_aflw2000(assets_dir, aflw2000_dir, reference_result, built_once):
     """``ddfa benchmark aflw2000-3d --model mb05 --compare reference.json``, run once: the
     end-to-end path (crops read by ddfa, mb05 through the default backend, batch 128)."""
-    import contextlib
-    import io
 
-    from ddfa.cli.main import main
-    from ddfa.eval.report import write_json
+    def run(out):
+        import contextlib
+        import io
 
-    out = tmp_path_factory.mktemp("benchmark")
-    reference = write_json(reference_result, out / "reference.json")
-    printed = io.StringIO()
-    with contextlib.redirect_stdout(printed):
-        code = main(["benchmark", "aflw2000-3d", "--model", "mb05", "--assets", str(assets_dir), "--data",
-                     str(aflw2000_dir), "--output", str(out), "--compare", str(reference)])
-    return {"code": code, "stdout": printed.getvalue(), "out": out}
+        from ddfa.cli.main import main
+        from ddfa.eval.report import write_json
+
+        reference = write_json(reference_result, out / "reference.json")
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            code = main(["benchmark", "aflw2000-3d", "--model", "mb05", "--assets", str(assets_dir), "--data",
+                         str(aflw2000_dir), "--output", str(out), "--compare", str(reference)])
+        (out / "run.json").write_text(json.dumps({"code": code, "stdout": printed.getvalue()}))
+
+    out = built_once("cli_aflw2000", run)
+    return {**json.loads((out / "run.json").read_text()), "out": out}
 
 
 @pytest.fixture(scope="session")

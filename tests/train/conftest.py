@@ -6,23 +6,19 @@ import pytest
 
 
 @pytest.fixture(scope="session")
-def synth_train(tmp_path_factory, assets_dir):
+def synth_train(built_once, assets_dir):
     """48 synthetic crops (seed 11) in ddfa's format, with 3DDFA's list + pickle beside them."""
     from ddfa.train.synth import synthesize
 
-    out = tmp_path_factory.mktemp("synth_train")
-    synthesize(out, 48, seed=11, assets=assets_dir, fmt="both")
-    return out
+    return built_once("synth_train", lambda out: synthesize(out, 48, seed=11, assets=assets_dir, fmt="both"))
 
 
 @pytest.fixture(scope="session")
-def synth_val(tmp_path_factory, assets_dir):
+def synth_val(built_once, assets_dir):
     """16 held-out synthetic crops (seed 12)."""
     from ddfa.train.synth import synthesize
 
-    out = tmp_path_factory.mktemp("synth_val")
-    synthesize(out, 16, seed=12, assets=assets_dir)
-    return out
+    return built_once("synth_val", lambda out: synthesize(out, 16, seed=12, assets=assets_dir))
 
 
 @pytest.fixture()
