@@ -234,6 +234,27 @@ def test_base_options_travel_as_one_value(assets_dir):
             ddfa.create_model("mb05", assets=assets_dir, device="cuda")
 
 
+def test_threads_default_from_the_environment(assets_dir, monkeypatch, tmp_path, capsys):
+    """$DDFA_THREADS is the default of BaseOptions.threads (explicit values win), in the library
+    and the CLI; a bad value is a one-line error naming the variable."""
+    from ddfa.cli.main import main
+
+    monkeypatch.setenv("DDFA_THREADS", "1")
+    assert ddfa.BaseOptions(assets=assets_dir).threads == 1
+    assert ddfa.BaseOptions(assets=assets_dir, threads=2).threads == 2
+    assert ddfa.create_model("mb05", assets=assets_dir).base_options.threads == 1
+    monkeypatch.delenv("DDFA_THREADS")
+    assert ddfa.BaseOptions(assets=assets_dir).threads is None
+    monkeypatch.setenv("DDFA_THREADS", "two")
+    with pytest.raises(InputError, match="DDFA_THREADS"):
+        ddfa.BaseOptions(assets=assets_dir)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(b"")
+    assert main(["align", str(photo), "--assets", str(assets_dir), "--output", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "DDFA_THREADS" in err and len(err.strip().splitlines()) == 1
+
+
 def test_typed_align_options(aligner, example_images):
     with pytest.raises(InputError, match="max_faces"):
         aligner(example_images["emma.jpg"], max_faces=1.5)
