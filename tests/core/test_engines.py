@@ -231,6 +231,24 @@ def test_openvino_imports_its_cached_blob_without_reading_the_graph(tmp_path, mo
     assert again._get_runner()._read is None  # compiled network imported, ONNX graph never read
 
 
+def test_processes_starting_together_convert_once(tmp_path, assets_dir):
+    """Worker processes starting together on an empty cache (a batch's pool, Ray actors) wait
+    for the one that converts the model instead of each converting it again."""
+    code = ("import sys, time\n"
+            "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
+            "import ddfa\n"
+            f"regressor = ddfa.create_model('mb05', assets={str(assets_dir)!r}, backend='onnxruntime')\n"
+            "print(regressor.converted().sha256)\n")
+    env = dict(os.environ, DDFA_CACHE=str(tmp_path / "cache"))
+    start = str(time.time() + 3.0)  # all three processes ask at the same moment
+    procs = [subprocess.Popen([sys.executable, "-c", code, start], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    results = [proc.communicate(timeout=300) for proc in procs]
+    assert all(proc.returncode == 0 for proc in procs), [err for _, err in results]
+    assert len({out.strip() for out, _ in results}) == 1
+    assert sum(err.count("ddfa: converting regressor") for _, err in results) == 1
+
+
 def test_processes_starting_together_agree_on_one_cache_key(tmp_path):
     """The cache's signing key is made by whichever process comes first; others starting at the
     same moment (test workers, a batch's process pool) must read that whole key, never a

@@ -36,7 +36,8 @@ import secrets
 import shutil
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -118,6 +119,41 @@ def _write_atomic(path: Path, data: bytes) -> None:
     atomic_write_bytes(path, data)
 
 
+@contextmanager
+def entry_lock(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the cache entry ``directory`` (a ``.<name>.lock`` file beside
+    it) across processes: processes starting together on an empty cache (a batch's workers, Ray
+    actors, test workers) wait for the one converting instead of each converting again. Where
+    the cache cannot be written, nothing is locked (each process converts in memory)."""
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(directory.parent / f".{directory.name}.lock", "a+b")
+    except OSError:
+        yield
+        return
+    with handle:
+        if sys.platform == "win32":  # pragma: no cover (the tests run on Linux)
+            import msvcrt
+            import time
+
+            while True:
+                try:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_NBLCK, 1)
+                    break
+                except OSError:
+                    time.sleep(0.05)
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)  # released when the file is closed
+            yield
+
+
 @dataclass(frozen=True)
 class ConvertedModel:
     """A verified converted model.
@@ -197,7 +233,7 @@ def converted_model(
         data, meta = build()
         return ConvertedModel(name, None, data, meta, None, sha256_bytes(data))
     directory = entry_dir(cache_dir, name, source_sha256, recipe)
-    with _LOCK:
+    with _LOCK, entry_lock(directory):
         found = verified(directory, name, source_sha256, recipe, filename)
         if found is not None:
             return found

@@ -35,7 +35,7 @@ from typing import Any
 
 import numpy as np
 
-from .model_cache import BlobDir
+from .model_cache import BlobDir, entry_lock
 
 #: file name of an exported compiled network in its :class:`BlobDir`
 BLOB = "compiled.blob"
@@ -201,29 +201,43 @@ class OpenVinoRunner:
         if entry is not None:
             self._compiled.move_to_end(key)
             return entry
-        compiled, blobs = None, None
-        if self._blob_root is not None:  # one folder per compiled variant, its blob checked before import
+        if self._blob_root is None:
+            compiled = self._compile(shape if key != "dynamic" else None, resize_to)
+        else:  # one folder per compiled variant, its blob checked before import
             blobs = BlobDir(self._blob_root / self._variant(key, resize_to))
-            data, names = blobs.read(BLOB), blobs.read(NAMES)
-            if data is not None and names is not None:
-                try:
-                    compiled = _core().import_model(data, "CPU", dict(self._config))
-                    self._names = [str(name) for name in json.loads(names)]
-                except Exception:  # an unreadable blob (e.g. another OpenVINO build): compiled again
-                    compiled = None
-        if compiled is None:
-            model = self._prepared(None if key == "dynamic" else shape, resize_to)
-            compiled = _core().compile_model(model, "CPU", dict(self._config))
-            self._names = [output.get_any_name() for output in self._model.outputs]
-            if blobs is not None:
-                exported = compiled.export_model()  # bytes, or a BytesIO in some OpenVINO versions
-                blobs.write(BLOB, exported.getvalue() if hasattr(exported, "getvalue") else bytes(exported))
-                blobs.write(NAMES, json.dumps(self._names).encode())
+            compiled = self._import(blobs)
+            if compiled is None:
+                with entry_lock(blobs.directory):  # other processes wanting it wait, then import it
+                    compiled = self._import(blobs)
+                    if compiled is None:
+                        compiled = self._compile(shape if key != "dynamic" else None, resize_to)
+                        exported = compiled.export_model()  # bytes, or a BytesIO in some OpenVINO versions
+                        blobs.write(BLOB, exported.getvalue() if hasattr(exported, "getvalue") else bytes(exported))
+                        blobs.write(NAMES, json.dumps(self._names).encode())
         entry = (compiled, compiled.create_infer_request(), len(compiled.outputs))
         self._compiled[key] = entry
         while len(self._compiled) > self.max_shapes:
             self._compiled.popitem(last=False)
         return entry
+
+    def _import(self, blobs: BlobDir):
+        """The compiled model in ``blobs`` (checked first), or None when absent or unreadable
+        (e.g. written by another OpenVINO build: then it is compiled again)."""
+        data, names = blobs.read(BLOB), blobs.read(NAMES)
+        if data is None or names is None:
+            return None
+        try:
+            compiled = _core().import_model(data, "CPU", dict(self._config))
+        except Exception:
+            return None
+        self._names = [str(name) for name in json.loads(names)]
+        return compiled
+
+    def _compile(self, shape: tuple[int, ...] | None, resize_to: tuple[int, int] | None):
+        """Compile the graph for input ``shape`` (None: dynamic)."""
+        compiled = _core().compile_model(self._prepared(shape, resize_to), "CPU", dict(self._config))
+        self._names = [output.get_any_name() for output in self._model.outputs]
+        return compiled
 
     def _dynamic_for(self, shape: tuple[int, ...]) -> bool:
         """Whether an input of ``shape`` runs on the dynamic-shape model: with ``dynamic``, batches
