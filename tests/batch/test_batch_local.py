@@ -186,3 +186,20 @@ def test_worker_crash_is_a_failure_of_that_image(tmp_path, mixed_folder, align_r
     assert sorted(images) == sorted([str(victim), str(other)])
     assert images[str(other)]["num_faces"] == len(align_reference.images[str(other)]["faces"])
     assert ddfa.io.read_batch(out).num_rows == images[str(other)]["num_faces"]
+
+
+def test_worker_threads_without_importing_torch():
+    """A pool worker on onnxruntime or OpenVINO never loads torch (1-2 s and ~300 MB each):
+    set_cpu_threads leaves torch unimported and tells it its threads for when it loads; where
+    torch is already loaded its threads are set."""
+    code = ("import os, sys\n"
+            "from ddfa.batch.worker import set_cpu_threads\n"
+            "set_cpu_threads(1)\n"
+            "assert 'torch' not in sys.modules and os.environ['OMP_NUM_THREADS'] == '1'\n"
+            "import torch\n"
+            "assert torch.get_num_threads() == 1\n"
+            "set_cpu_threads(2)\n"
+            "assert torch.get_num_threads() == 2\n")
+    env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
