@@ -144,6 +144,25 @@ def test_converted_model_is_kept_in_memory_when_the_cache_is_not_writable(tmp_pa
     assert made.path is None and made.data == b"bytes" and made.meta == {"k": 1}
 
 
+def test_a_conversion_may_need_another_cached_conversion(tmp_path):
+    """Building one cache entry may need another (the int8 regressor is calibrated on faces of
+    the morphable model, itself cached): it deadlocked on one lock for the whole cache."""
+    import threading
+
+    def outer_build():
+        inner = converted_model("inner", source_sha256="cd" * 32, recipe=1, cache_dir=tmp_path,
+                                build=lambda: (b"inner", {}), describe="inner", quiet=True)
+        return inner.path.read_bytes() + b"+outer", {}
+
+    made = []
+    worker = threading.Thread(target=lambda: made.append(converted_model(
+        "outer", source_sha256="ab" * 32, recipe=1, cache_dir=tmp_path, build=outer_build, describe="outer",
+        quiet=True)), daemon=True)
+    worker.start()
+    worker.join(timeout=60)
+    assert made and made[0].path.read_bytes() == b"inner+outer"
+
+
 @needs_openvino
 def test_tampered_openvino_blob_is_compiled_again(tmp_path, monkeypatch, assets_dir, pipeline_golden):
     monkeypatch.setenv("DDFA_CACHE", str(tmp_path))

@@ -47,7 +47,8 @@ from ..userdirs import user_dir
 
 SCHEMA = 1
 MANIFEST = "manifest.json"
-_LOCK = threading.Lock()
+_ENTRY_LOCKS: dict[str, threading.Lock] = {}
+_ENTRY_LOCKS_GUARD = threading.Lock()
 
 
 ENV_CONFIG = "DDFA_CONFIG"
@@ -121,16 +122,28 @@ def _write_atomic(path: Path, data: bytes) -> None:
 
 @contextmanager
 def entry_lock(directory: Path) -> Iterator[None]:
-    """Hold an exclusive lock on the cache entry ``directory`` (a ``.<name>.lock`` file beside
-    it) across processes: processes starting together on an empty cache (a batch's workers, Ray
-    actors, test workers) wait for the one converting instead of each converting again. Where
-    the cache cannot be written, nothing is locked (each process converts in memory)."""
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        handle = open(directory.parent / f".{directory.name}.lock", "a+b")
-    except OSError:
-        yield
-        return
+    """Hold an exclusive lock on the cache entry ``directory``, for the threads of this process
+    and (a ``.<name>.lock`` file beside it) across processes: processes starting together on an
+    empty cache (a batch's workers, Ray actors, test workers) wait for the one converting
+    instead of each converting again. One lock per entry: building one entry may need another
+    (the int8 regressor is calibrated on faces of the morphable model, itself cached). Where the
+    cache cannot be written, only this process's threads are kept apart."""
+    with _ENTRY_LOCKS_GUARD:
+        thread_lock = _ENTRY_LOCKS.setdefault(str(directory), threading.Lock())
+    with thread_lock:
+        try:
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            handle = open(directory.parent / f".{directory.name}.lock", "a+b")
+        except OSError:
+            yield
+            return
+        with _file_locked(handle):
+            yield
+
+
+@contextmanager
+def _file_locked(handle) -> Iterator[None]:
+    """An exclusive lock on an open file, across processes (released on exit)."""
     with handle:
         if sys.platform == "win32":  # pragma: no cover (the tests run on Linux)
             import msvcrt
@@ -233,7 +246,7 @@ def converted_model(
         data, meta = build()
         return ConvertedModel(name, None, data, meta, None, sha256_bytes(data))
     directory = entry_dir(cache_dir, name, source_sha256, recipe)
-    with _LOCK, entry_lock(directory):
+    with entry_lock(directory):
         found = verified(directory, name, source_sha256, recipe, filename)
         if found is not None:
             return found
