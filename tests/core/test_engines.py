@@ -250,22 +250,26 @@ def test_openvino_imports_its_cached_blob_without_reading_the_graph(tmp_path, mo
     assert again._get_runner()._read is None  # compiled network imported, ONNX graph never read
 
 
-def test_processes_starting_together_convert_once(tmp_path, assets_dir):
+def test_processes_starting_together_convert_once(tmp_path):
     """Worker processes starting together on an empty cache (a batch's pool, Ray actors) wait
-    for the one that converts the model instead of each converting it again."""
+    for the one that converts a model instead of each converting it again (each worker of
+    ``ddfa batch --workers 2`` exported the regressor)."""
     code = ("import sys, time\n"
+            "from ddfa.nets.model_cache import converted_model\n"
             "time.sleep(max(0.0, float(sys.argv[1]) - time.time()))\n"
-            "import ddfa\n"
-            f"regressor = ddfa.create_model('mb05', assets={str(assets_dir)!r}, backend='onnxruntime')\n"
-            "print(regressor.converted().sha256)\n")
-    env = dict(os.environ, DDFA_CACHE=str(tmp_path / "cache"))
-    start = str(time.time() + 3.0)  # all three processes ask at the same moment
-    procs = [subprocess.Popen([sys.executable, "-c", code, start], env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True) for _ in range(3)]
-    results = [proc.communicate(timeout=300) for proc in procs]
+            "def build():\n"
+            "    time.sleep(0.5)  # a conversion takes a while\n"
+            "    return b'converted', {}\n"
+            f"made = converted_model('thing', source_sha256='ab' * 32, recipe=1, cache_dir={str(tmp_path)!r},\n"
+            "                       build=build, describe='a thing')\n"
+            "print(made.path.read_bytes().decode())\n")
+    start = str(time.time() + 1.0)  # all ask at the same moment
+    procs = [subprocess.Popen([sys.executable, "-c", code, start], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    results = [proc.communicate(timeout=120) for proc in procs]
     assert all(proc.returncode == 0 for proc in procs), [err for _, err in results]
-    assert len({out.strip() for out, _ in results}) == 1
-    assert sum(err.count("ddfa: converting regressor") for _, err in results) == 1
+    assert [out.strip() for out, _ in results] == ["converted"] * 3
+    assert sum(err.count("ddfa: converting a thing") for _, err in results) == 1
 
 
 def test_processes_starting_together_agree_on_one_cache_key(tmp_path):
