@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pickle
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -133,3 +135,22 @@ def test_ranks_split_the_single_process_batches(synth_train):
         assert got == expected
     images, params = next(iter(make_loader(ds, 8, shuffle=True, seed=3, num_workers=2)))
     assert images.shape == (8, 3, 120, 120) and params.shape == (8, 62)
+
+
+def test_loader_workers_after_opencv_threads_in_this_process(synth_train):
+    """Forked loader workers of a process that has used OpenCV's thread pool (as one that also
+    aligned photos has) used to hang for ever (cv2.setNumThreads in the child waits for the
+    parent's pool threads)."""
+    code = (
+        "import sys\n"
+        "import cv2, numpy as np\n"
+        "from ddfa.train.data import AugmentConfig, CropDataset, make_loader, read_ddfa_dataset\n"
+        "big = np.zeros((2000, 2000, 3), np.uint8)\n"
+        "for _ in range(5):  # OpenCV's thread pool at work in this process\n"
+        "    cv2.warpAffine(big, np.float32([[1, 0.1, 3], [0.1, 1, 2]]), (2000, 2000))\n"
+        "ds = CropDataset(read_ddfa_dataset(sys.argv[1]), AugmentConfig(rotate=5.0), seed=7)\n"
+        "for _ in range(3):\n"
+        "    images, _ = next(iter(make_loader(ds, 8, shuffle=True, seed=3, num_workers=2)))\n"
+        "    assert images.shape == (8, 3, 120, 120)\n")
+    done = subprocess.run([sys.executable, "-c", code, str(synth_train)], capture_output=True, text=True, timeout=90)
+    assert done.returncode == 0, done.stderr

@@ -359,7 +359,8 @@ class CropDataset(Dataset):
 
 
 def _worker_init(_worker_id: int) -> None:
-    cv2.setNumThreads(1)
+    # (not cv2.setNumThreads here: in a forked child whose parent has used OpenCV's thread
+    # pool it waits for threads that do not exist, for ever; make_loader sets it beforehand)
     torch.set_num_threads(1)
 
 
@@ -375,8 +376,13 @@ def make_loader(dataset: CropDataset, batch_size: int, *, shuffle: bool, seed: i
     ``dataset.set_epoch(e)`` each epoch.
 
     ``num_workers`` worker processes decode and augment (each single-threaded); 2 keeps two
-    CPU cores busy.
+    CPU cores busy. They are forked (the dataset's preloaded crops are shared, not copied), so
+    with workers this process's OpenCV runs sequentially from here on (``cv2.setNumThreads(0)``,
+    inherited by the workers): a forked worker that touches OpenCV's thread pool of its parent
+    can wait for ever.
     """
+    if num_workers > 0:
+        cv2.setNumThreads(0)
     sampler: DistributedSampler[int] = DistributedSampler(dataset, num_replicas=world_size, rank=rank,
                                                           shuffle=shuffle, seed=seed, drop_last=drop_last)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
