@@ -7,6 +7,7 @@ The data lives outside the repository, in ``../shared`` beside the checkout (ove
 from __future__ import annotations
 
 import os
+import signal
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,11 @@ SHARED = Path(os.environ.get("DDFA_SHARED", REPO.parent / "shared")).resolve()
 if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
     os.environ.setdefault("DDFA_THREADS", "1")
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+# a shell that starts pytest in the background (`cmd &` without job control) makes it ignore
+# SIGINT, and every process it starts inherits that: the tests that stop ddfa with Ctrl-C need
+# Python's own handler
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 # converted files (ONNX exports) of test runs stay inside the checkout, ignored by git
 os.environ.setdefault("DDFA_CACHE", str(REPO / ".cache" / "ddfa"))
 # ... and so does the key the cache's manifests are signed with (ddfa.nets.model_cache.cache_key)
