@@ -65,13 +65,14 @@ def main() -> None:
                     "import ddfa": [py, "-c", CHECK + "import ddfa"]}
         for engine in args.engines:
             commands[f"ddfa align ({engine})"] = [
-                py, "-c", CHECK + "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))",
+                py, "-c", CHECK + "from ddfa.cli.main import console; console()",  # as the `ddfa` script
                 "align", photo, "--assets", assets, "--outputs", "none", "--output", out, "--quiet", "--overwrite",
                 "--backend", engine]
         envs: dict[str, dict] = {}
         if args.compare_src:
             name = f"ddfa align ({args.compare_src})"
-            run_main = "import sys; from ddfa.cli.main import main; sys.exit(main(sys.argv[1:]))"
+            run_main = ("import sys; from ddfa.cli import main as m; "  # the `ddfa` script of that version
+                        "m.console() if hasattr(m, 'console') else sys.exit(m.main(sys.argv[1:]))")
             commands[name] = [py, "-c", CHECK + run_main, "align", photo, "--assets", assets, "--outputs", "none",
                               "--output", out, "--quiet", "--overwrite"]
             envs[name] = {"PYTHONPATH": args.compare_src}

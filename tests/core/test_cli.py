@@ -23,6 +23,38 @@ def test_entry_point_help():
         assert word in result.stdout
 
 
+EXITING_SCRIPT = """
+import atexit, sys, threading, time
+from pathlib import Path
+from ddfa.cli.main import console
+out = Path(sys.argv[1])
+def late():
+    time.sleep(0.5)
+    (out / "thread").write_text("written")
+threading.Thread(target=late).start()
+atexit.register(lambda: (out / "atexit").write_text("ran after the thread" if (out / "thread").exists() else "early"))
+sys.stdout.write("x" * 100000)  # block-buffered: a pipe
+console(sys.argv[2:])
+print("console returned")
+"""
+
+
+@pytest.mark.parametrize("argv, status, said", [(["--version"], 0, "ddfa "), (["align"], 2, "usage:"),
+                                                (["align", "missing.jpg", "--output", "{out}/o"], 1, "missing.jpg")])
+def test_command_ends_after_threads_atexit_and_flush(tmp_path, argv, status, said):
+    # the command skips the interpreter's teardown (os._exit); what results depend on must still
+    # happen: non-daemon threads finish, atexit handlers run after them, buffered output is written
+    argv = [a.format(out=tmp_path) for a in argv]
+    result = subprocess.run([sys.executable, "-c", EXITING_SCRIPT, str(tmp_path), *argv], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == status, result.stderr
+    assert result.stdout.startswith("x" * 100000)
+    assert "console returned" not in result.stdout
+    assert (tmp_path / "thread").read_text() == "written"
+    assert (tmp_path / "atexit").read_text() == "ran after the thread"
+    assert said in result.stdout + result.stderr
+
+
 def test_align_help_explains_options(capsys):
     with pytest.raises(SystemExit) as info:
         main(["align", "--help"])

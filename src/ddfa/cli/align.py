@@ -281,7 +281,7 @@ def run(args) -> int:
     from ..nets.registry import choose_backend
     from ..pipeline import AlignOptions
     from ..render.outputs import check_output_names
-    from .main import base_options_from_args, detector_options_from_args
+    from .main import base_options_from_args, detector_options_from_args, keep_until_exit
 
     # 1. everything that can be checked without touching the disk or the model
     outputs = [] if args.outputs.strip() in ("", "none") else [s.strip() for s in args.outputs.split(",") if s.strip()]
@@ -343,6 +343,7 @@ def run(args) -> int:
             _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, totals)
     finally:
         _finish(args, scan, totals, out_dir, run_folder, started, outputs)
+        keep_until_exit(aligner)
     if totals.interrupted:
         return 130
     return 1 if totals.failures or totals.stopped else 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
+import os
 import signal
 import sys
 import threading
@@ -274,5 +275,73 @@ def _report(debug: bool, message: str) -> None:
         pass
 
 
+#: objects the commands are done with, held to the end of a ``ddfa`` process (see :func:`keep_until_exit`)
+_KEPT: list[object] | None = None
+
+
+def keep_until_exit(obj: object) -> None:
+    """Hold ``obj`` (a :class:`~ddfa.pipeline.FaceAligner`: its compiled networks take ~15 ms to
+    free) until the ``ddfa`` process ends, which frees nothing (:func:`console`). In-process
+    calls of :func:`main` (tests, scripts) keep nothing."""
+    if _KEPT is not None:
+        _KEPT.append(obj)
+
+
+def console(argv: list[str] | None = None) -> typing.NoReturn:
+    """The ``ddfa`` command itself (its console script, ``python -m ddfa.cli.main``): :func:`main`,
+    then the end of the process without the interpreter's teardown.
+
+    Everything of the exit that a command's results depend on still happens, in the interpreter's
+    order: non-daemon threads are waited for (OpenVINO's compile thread may be writing a compiled
+    model into the cache), ``atexit`` handlers run (Ray, multiprocessing, ``weakref.finalize``,
+    logging), stdout and stderr are flushed. What is skipped is freeing every module and unloading
+    the native libraries (OpenVINO, onnxruntime, OpenCV, their thread pools): 40-100 ms of every
+    run, a sixth of a one-photo ``ddfa align`` (``benchmarks/bench_coldstart.py``). ddfa writes
+    every file atomically inside the command, so no result waits for that teardown. :func:`main`
+    stays the in-process entry (tests, scripts), which returns its status.
+    """
+    global _KEPT
+    _KEPT = []
+    try:
+        status = main(argv)
+    except SystemExit as done:  # argparse's --help / usage errors
+        status = _exit_status(done.code)
+    _end_process(status)
+
+
+def _exit_status(code: object) -> int:
+    """The exit status ``sys.exit(code)`` gives (a message is printed to stderr, status 1)."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code
+    _report(False, str(code))
+    return 1
+
+
+def _end_process(status: int) -> typing.NoReturn:
+    import atexit
+
+    try:
+        shutdown = getattr(threading, "_shutdown", None)  # what Py_Finalize calls first (CPython 3.8+)
+        if shutdown is not None:  # runs threading's own exit hooks (concurrent.futures) and joins
+            shutdown()
+        else:  # pragma: no cover
+            for thread in threading.enumerate():
+                if thread is not threading.current_thread() and not thread.daemon:
+                    thread.join()
+        atexit._run_exitfuncs()
+    except KeyboardInterrupt:  # Ctrl-C while waiting for them: the files they write are atomic
+        _report(False, "ddfa: interrupted")
+        status = 130
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):  # a closed pipe (ddfa ... | head): nothing more can be said there
+            pass
+    os._exit(status)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    console()
