@@ -232,7 +232,7 @@ def test_detection_benchmark_cli(tmp_path, assets_dir, data_dir, capsys):
 
 def test_detection_benchmark_reports_refined_beside_plain(tmp_path, assets_dir, data_dir, capsys):
     """``--refine flip``: the plain box and landmark crops are the same figures as without it, the
-    refined pass is scored beside them on the same faces, and costs more per face."""
+    refined pass is scored beside them on the same faces, with its cost per face."""
     from ddfa.cli.main import main
 
     args = ["benchmark", "detection", "--assets", str(assets_dir), "--data", str(data_dir / "aflw2000-3d"),
@@ -249,5 +249,7 @@ def test_detection_benchmark_reports_refined_beside_plain(tmp_path, assets_dir, 
     assert np.all(np.isfinite(errors)) and np.all(errors < 10)
     # a different estimate of the same faces: close to the plain landmark crop, not equal
     assert 0 < np.abs(errors - np.array(plain["extra"]["nme_pct"]["landmark"], float)).max() < 2
+    # the cost is reported beside the plain policies' (not compared here: timings of 4 faces on a
+    # busy machine can come out in any order; benchmarks/ compare speeds)
     ms = refined["results"]["ms_per_face"]
-    assert ms["refined_median"] > ms["landmark_median"] > 0
+    assert ms["refined_median"] > 0 and ms["landmark_median"] > 0
