@@ -213,17 +213,16 @@ def vertex_normals(vertices: Any, triangles: Any, *, frame: Literal["image", "mo
 
 
 @_jit
-def _shade_kernel(verts, tris, light, half, ambient, diffuse, specular, shininess, power, summed, work, out):
+def _shade_kernel(verts, tris, light, half, ambient, diffuse, specular, shininess, power, summed, out):
     """Fill (F*N, 2) float32 ``out`` with the shading of the vertices of (F, N, 3) float32
     meshes sharing (T, 3) uint32 triangles, mesh after mesh: Lambert intensity ``ambient +
     diffuse * max(n·light, 0)`` and Blinn-Phong gloss ``specular * max(n·half, 0) **
     shininess`` of the unit vertex normals n (as :func:`_normals_kernel`), lit from both sides
     (n flipped to face the camera). ``power`` >= 0: ``shininess`` is that integer, raised by
-    squaring in vectorised loops (much faster than ``pow``); -1 otherwise. ``summed`` (N, 4)
-    and ``work`` (2, N) float32 are scratch."""
+    squaring (much faster than ``pow``); -1 otherwise. ``summed`` (N, 4) float32 is scratch.
+    Scalar loops only: numba compiles array expressions several seconds longer."""
     num_vertices = verts.shape[1]
     zero, one = np.float32(0), np.float32(1)
-    base, gloss = work[0], work[1]
     for f in range(verts.shape[0]):
         rows = out[f * num_vertices:(f + 1) * num_vertices]
         _sum_normals(verts, f, tris, summed)
@@ -234,19 +233,18 @@ def _shade_kernel(verts, tris, light, half, ambient, diffuse, specular, shinines
             scale = (-one if nz < 0 else one) / length if length > 0 else zero
             nx, ny, nz = nx * scale, ny * scale, nz * scale
             rows[v, 0] = ambient + diffuse * min(max(nx * light[0] + ny * light[1] + nz * light[2], zero), one)
-            base[v] = min(max(nx * half[0] + ny * half[1] + nz * half[2], zero), one)
-        if power >= 0:
-            gloss[:] = one
-            exponent = power
-            while exponent:
-                if exponent & 1:
-                    gloss *= base
-                base *= base
-                exponent >>= 1
-        else:
-            gloss[:] = base ** shininess
-        for v in range(num_vertices):
-            rows[v, 1] = specular * gloss[v]
+            base = min(max(nx * half[0] + ny * half[1] + nz * half[2], zero), one)
+            if power >= 0:
+                gloss = one
+                exponent = power
+                while exponent:
+                    if exponent & 1:
+                        gloss *= base
+                    base *= base
+                    exponent >>= 1
+            else:
+                gloss = base ** shininess
+            rows[v, 1] = specular * gloss
 
 
 @_jit
@@ -334,8 +332,7 @@ def render_shaded(image: np.ndarray, faces: Sequence, *, alpha: float = 0.6,
     for verts, tris in meshes:
         stop = start + verts.shape[0] * verts.shape[1]
         _shade_kernel(_readonly(verts), _readonly(tris), towards, half, *weights,
-                      scratch("normal_sums", (verts.shape[1], 4), np.float32),
-                      scratch("gloss", (2, verts.shape[1]), np.float32), per_vertex[start:stop])
+                      scratch("normal_sums", (verts.shape[1], 4), np.float32), per_vertex[start:stop])
         start = stop
     albedo = np.asarray(color, np.float32) * f32(255 * alpha)
     num_vertices = scene.vertices.shape[1] if scene.batched else 0  # merged meshes: global vertex ids
