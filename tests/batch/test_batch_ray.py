@@ -11,7 +11,6 @@ import sys
 import time
 
 import pytest
-import ray
 
 import ddfa
 from ddfa.cli.main import main
@@ -23,6 +22,8 @@ pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.*")
 @pytest.fixture(scope="module")
 def ray_address():
     """A local Ray with 2 CPUs, owned by this test module."""
+    import ray  # (here: the test process that does not run this file does not import it)
+
     started = not ray.is_initialized()
     if started:
         ray.init(num_cpus=2, include_dashboard=False, logging_level="ERROR")

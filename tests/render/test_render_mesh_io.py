@@ -9,7 +9,12 @@ import ddfa
 from ddfa.errors import InputError
 from ddfa.io.mesh import image_to_export_frame, read_obj, read_ply, write_obj, write_ply
 
-trimesh = pytest.importorskip("trimesh")
+
+def load_mesh(*args, **kwargs):
+    """trimesh's reader (imported on use: ~1 s that test processes not running this file skip)."""
+    import trimesh
+
+    return trimesh.load(*args, **kwargs)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +39,7 @@ def test_ply_round_trip_equals_the_mesh(tmp_path, photo_face, binary):
     np.testing.assert_allclose(mesh.vertices, expected, atol=0 if binary else 1e-3)
     np.testing.assert_array_equal(mesh.triangles, face.triangles[:, [0, 2, 1]])
     np.testing.assert_array_equal(mesh.colors, face.vertex_colors(image)[:, ::-1])  # RGB in the file
-    loaded = trimesh.load(path, process=False)
+    loaded = load_mesh(path, process=False)
     assert len(loaded.vertices) == 38365 and len(loaded.faces) == 76073
     np.testing.assert_allclose(loaded.vertices, expected, atol=1e-3)
     np.testing.assert_array_equal(loaded.visual.vertex_colors[:, :3], mesh.colors)
@@ -42,7 +47,7 @@ def test_ply_round_trip_equals_the_mesh(tmp_path, photo_face, binary):
 
 def test_exported_normals_point_out_of_the_face(tmp_path, photo_face):
     image, face = photo_face
-    loaded = trimesh.load(face.save_ply(tmp_path / "face.ply"), process=False)
+    loaded = load_mesh(face.save_ply(tmp_path / "face.ply"), process=False)
     assert not loaded.is_watertight  # an open face surface
     # export frame: x right, y up, z towards the viewer; the face looks at the camera
     normals = loaded.vertex_normals
@@ -65,7 +70,7 @@ def test_obj_round_trip_with_texture(tmp_path, full_face):
     np.testing.assert_array_equal(mesh.triangles, face.triangles[:, [0, 2, 1]])
     assert np.abs(mesh.colors.astype(int) - face.vertex_colors(image)[:, ::-1]).max() <= 1
     assert mesh.uv.shape == (53215, 2) and mesh.uv.min() >= 0 and mesh.uv.max() <= 1
-    loaded = trimesh.load(written[0], process=False)
+    loaded = load_mesh(written[0], process=False)
     assert len(loaded.vertices) == 53215 and len(loaded.faces) == 105840
     assert loaded.visual.uv.shape == (53215, 2)
     texture = ddfa.read_image(written[2])
