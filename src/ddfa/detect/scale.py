@@ -187,7 +187,7 @@ def plan_passes(height: int, width: int, options: ScaleOptions, *, stride: int, 
 def pass_inputs(image: np.ndarray, spec: Pass) -> np.ndarray:
     """The (N, h, w, 3) uint8 network inputs of one pass (tiles of the scaled photo, zero-padded
     at the right and bottom to ``spec.input_size``)."""
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
     height, width = image.shape[:2]
     h, w = spec.size
     scaled = image if (h, w) == (height, width) else cv2.resize(

@@ -147,7 +147,7 @@ def to_bgr_uint8(image: np.ndarray, source: str = "image", *, rgb: bool = False)
     scaled to 0..255 when the maximum is <= 1, else clipped). ``rgb=True`` says the channels are
     in RGB(A) order.
     """
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
     if not isinstance(image, np.ndarray):
         raise InputError(f"{source}: expected a numpy array, got {type(image).__name__}")
     if image.ndim == 3 and image.shape[2] == 1:
@@ -256,7 +256,7 @@ _JPEG_TRUNCATED = ("premature end of data segment", "premature end of jpeg file"
 def _imdecode_collecting_messages(buffer: np.ndarray) -> tuple[np.ndarray | None, list[str]]:
     """``cv2.imdecode`` with what the decoder library prints on stderr (libjpeg's warnings),
     returned instead of printed. Other output is passed on to stderr."""
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
     with _STDERR_LOCK:
         try:
             sys.stderr.flush()
@@ -299,7 +299,7 @@ def decode_image(data: bytes, source: str = "image", *, limits: InputLimits | No
         ImageReadError: empty, truncated, not an image or not decodable.
         LimitError: more pixels than ``limits.max_pixels``.
     """
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
 
     from .probe import HeaderError, probe_image
 
@@ -382,7 +382,7 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     Raises:
         OutputError: the file cannot be written (no partial file is left behind).
     """
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
 
     from .atomic import atomic_write_bytes, output_error
 

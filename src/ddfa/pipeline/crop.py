@@ -72,7 +72,7 @@ def crop_face(image: np.ndarray, roi_box, size: int = CROP_SIZE) -> np.ndarray:
     Returns:
         (size, size, 3) uint8 BGR crop.
     """
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
     height, width = image.shape[:2]
     sx, sy, ex, ey = (int(v) for v in np.rint(np.asarray(roi_box, dtype=np.float64)))
     if ex <= sx or ey <= sy:

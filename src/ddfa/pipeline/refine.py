@@ -114,7 +114,7 @@ def transform_rois(rois: np.ndarray, transforms) -> np.ndarray:
 def crop_exact(image: np.ndarray, roi_box, size: int = CROP_SIZE) -> np.ndarray:
     """Like :func:`~ddfa.pipeline.crop.crop_face` (bilinear, zero outside the photo, cv2.resize's
     pixel-centre sampling) but for a sub-pixel roi box, without rounding its corners."""
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
     sx, sy, ex, ey = (float(v) for v in roi_box)
     kx, ky = (ex - sx) / size, (ey - sy) / size
     matrix = np.array([[kx, 0.0, sx + 0.5 * kx - 0.5], [0.0, ky, sy + 0.5 * ky - 0.5]])

@@ -47,7 +47,7 @@ def draw_landmarks(image: np.ndarray, faces: Sequence, *, boxes: bool = True, li
         faces: :class:`~ddfa.face.Face` records (anything with ``landmarks`` (68, 2+) and
             ``box`` (4,) in image pixels; faces without a morphable model are drawn all filled).
     """
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
     out = image.copy()
     scale = _line_scale(image, faces)
     thickness = max(1, int(round(scale)))
@@ -150,7 +150,7 @@ def draw_pose(image: np.ndarray, faces: Sequence, *, color=POSE_COLOR, front_col
         image: (H, W, 3) uint8 BGR photo.
         faces: :class:`~ddfa.face.Face` records (``params``, ``roi_box``, ``model``, ``pose``).
     """
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
     out = image.copy()
     scale = _line_scale(image, faces)
     thickness = max(1, int(round(1.5 * scale)))

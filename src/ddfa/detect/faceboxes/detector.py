@@ -151,7 +151,7 @@ class FaceBoxesDetector:
         half of what the same conversion costs inside the ONNX graph or as a numpy broadcast over
         the 3-wide channel axis (measured), and no fresh 8 MB array per frame.
         """
-        import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+        import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
         height, width = image.shape[:2]
         scale = detector_input_scale(height, width, self.options.max_height, self.options.max_width)
         if scale != 1.0:
@@ -168,7 +168,7 @@ class FaceBoxesDetector:
     def raw_outputs(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
         """Network outputs for one image: loc (P, 4), logits (P, 2) (background, face), and the
         scale applied to the photo."""
-        import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up")
+        import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
         runner = self._runner
         if runner is not None and runner.takes_uint8:  # OpenVINO: the uint8 photo goes in as it is
             height, width = image.shape[:2]
