@@ -32,6 +32,20 @@ os.environ.setdefault("DDFA_CACHE", str(REPO / ".cache" / "ddfa"))
 os.environ.setdefault("DDFA_CONFIG", str(REPO / ".cache" / "ddfa-config"))
 
 
+#: the test files that run longest (several processes each: a Ray cluster, DDP under torchrun, a
+#: process pool, engines in subprocesses), started first, one per test process, so that the
+#: processes end together: pytest-xdist would otherwise order files by their number of tests,
+#: which put these one-test files last, running beside each other while the other cores idled
+#: at the end (`--no-loadscope-reorder` in the pytest settings keeps this order)
+LONGEST_FIRST = ("tests/batch/test_batch_ray.py", "tests/train/test_ddp.py", "tests/batch/test_batch_local.py",
+                 "tests/core/test_engines.py", "tests/core/test_cli_refine.py", "tests/train/test_trainer.py")
+
+
+def pytest_collection_modifyitems(config, items):
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::")[0], len(rank)))  # stable: the rest as collected
+
+
 def _require(path: Path) -> Path:
     if not path.exists():
         pytest.fail(f"test data not found at {path}; set DDFA_SHARED to the shared data folder", pytrace=False)
