@@ -218,6 +218,23 @@ def test_help_imports_nothing_heavy():
     assert "ddfa" in imported and not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
+def test_start_up_leaves_opencv_for_the_first_photo(assets_dir):
+    # `ddfa align` parses its options and sets the detector up (OpenVINO imports its compiled
+    # network in the background) before OpenCV's 0.13 s import, which then overlaps that work
+    done = _run(f"""
+import sys
+from ddfa.cli.main import build_parser
+from ddfa.detect import create_detector
+from ddfa.runtime import BaseOptions
+build_parser("align")
+detector = create_detector("yunet", base_options=BaseOptions(assets={str(assets_dir)!r}))
+detector.prepare([(551, 413)])
+print("cv2" in sys.modules)
+""")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False"]
+
+
 @pytest.mark.parametrize("engine", ["onnxruntime", pytest.param("openvino", marks=needs_openvino)])
 def test_inference_path_imports_neither_torch_nor_onnx_once_cached(engine, assets_dir, example_images, tmp_path):
     photo = example_images["JianzhuGuo.jpg"]
