@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -33,14 +34,20 @@ CHECK = "import sys, atexit; atexit.register(lambda: print('IMPORTED', sorted(m 
 BASE_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 
 
-def timed(argv: list[str], env: dict | None = None) -> tuple[float, str]:
-    start = time.perf_counter()
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(argv: list[str], env: dict | None = None) -> tuple[float, float, str]:
+    """Wall and CPU seconds (user + system, all its threads) of one process, and what it imported."""
+    cpu, start = _children_cpu(), time.perf_counter()
     done = subprocess.run(argv, capture_output=True, text=True, env={**BASE_ENV, **(env or {})})
-    elapsed = time.perf_counter() - start
+    elapsed, cpu = time.perf_counter() - start, _children_cpu() - cpu
     if done.returncode != 0:
         raise SystemExit(f"failed: {' '.join(argv)}\n{done.stderr}")
     imported = [line for line in done.stderr.splitlines() if line.startswith("IMPORTED")]
-    return elapsed, imported[-1][len("IMPORTED "):] if imported else ""
+    return elapsed, cpu, imported[-1][len("IMPORTED "):] if imported else ""
 
 
 def main() -> None:
@@ -79,16 +86,19 @@ def main() -> None:
         for name, argv in commands.items():  # fill the caches; not timed
             timed(argv, envs.get(name))
         samples: dict[str, list[float]] = {name: [] for name in commands}
+        cpu: dict[str, list[float]] = {name: [] for name in commands}
         imported: dict[str, str] = {}
         for _ in range(args.runs):
             for name, argv in commands.items():
-                seconds, modules = timed(argv, envs.get(name))
+                seconds, cpu_seconds, modules = timed(argv, envs.get(name))
                 samples[name].append(seconds)
+                cpu[name].append(cpu_seconds)
                 imported[name] = modules
-    print(f"whole-process wall time, median of {args.runs} interleaved runs (cache warm), {photo}")
+    print(f"whole process, median of {args.runs} interleaved runs (cache warm), {photo}; wall time, and CPU time "
+          "(user + system, all threads: less sensitive than wall time to other jobs on the machine)")
     for name, values in samples.items():
-        print(f"  {name:<28} {statistics.median(values):6.3f} s   (min {min(values):.3f})   imported: "
-              f"{imported.get(name) or '-'}")
+        print(f"  {name:<28} {statistics.median(values):6.3f} s   (min {min(values):.3f})   "
+              f"CPU {statistics.median(cpu[name]):6.3f} s   imported: {imported.get(name) or '-'}")
 
 
 if __name__ == "__main__":

@@ -17,17 +17,24 @@ stages and their sum (what a sequential run is bound by), and the pipelined spee
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
-import ddfa
-from ddfa.cli.align import align_for_output
-from ddfa.io.image import read_image
-from ddfa.io.results import image_result, write_json
-from ddfa.pipeline.throughput import pipeline_threads, pipelined, sequential
-from ddfa.render.outputs import check_output_names, write_outputs
+from ddfa.cli.main import blas_on_one_thread
+
+# numpy's BLAS on one thread, as in the ddfa command (set before numpy loads; OPENBLAS_NUM_THREADS=2
+# in the environment measures the threaded BLAS instead, whose workers spin after each product)
+blas_on_one_thread(["align"])
+
+import ddfa  # noqa: E402
+from ddfa.cli.align import align_for_output  # noqa: E402
+from ddfa.io.image import read_image  # noqa: E402
+from ddfa.io.results import image_result, write_json  # noqa: E402
+from ddfa.pipeline.throughput import pipeline_threads, pipelined, sequential  # noqa: E402
+from ddfa.render.outputs import check_output_names, write_outputs  # noqa: E402
 
 
 def run(mode, aligner, photos: list[Path], outputs: list[str], out_dir: Path) -> tuple[float, dict]:
@@ -69,7 +76,8 @@ def main() -> None:
 
     if len(photos) >= KERNELS_FROM_IMAGES:
         load_compiled_kernels()
-    print(f"landmark visibility: {'numba kernels' if compiled_kernels_loaded() else 'numpy'}")
+    print(f"landmark visibility: {'numba kernels' if compiled_kernels_loaded() else 'numpy'}; numpy's BLAS threads: "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS')}")
     rates: dict[str, list[float]] = {"sequential": [], "pipelined": []}
     stage_rows = []
     with tempfile.TemporaryDirectory() as tmp:

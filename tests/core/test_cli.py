@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -53,6 +54,30 @@ def test_command_ends_after_threads_atexit_and_flush(tmp_path, argv, status, sai
     assert (tmp_path / "thread").read_text() == "written"
     assert (tmp_path / "atexit").read_text() == "ran after the thread"
     assert said in result.stdout + result.stderr
+
+
+BLAS_SCRIPT = """
+import atexit, sys
+import threadpoolctl
+atexit.register(lambda: print("BLAS threads", sorted({pool["num_threads"] for pool in threadpoolctl.threadpool_info()
+                                                     if pool["user_api"] == "blas"})))
+from ddfa.cli.main import console
+console(sys.argv[1:])
+"""
+
+
+@pytest.mark.parametrize("env, threads", [({}, 1), ({"OPENBLAS_NUM_THREADS": "2"}, 2)])
+def test_command_runs_numpy_blas_on_one_thread_unless_told(tmp_path, assets_dir, env, threads):
+    # OpenBLAS's threads spin, busy, for ~0.1 s after every threaded product: a core per photo
+    # for a dense mesh's 0.5 ms; the user's own setting is kept
+    photo = assets_dir / "3DDFA_V2/examples/inputs/JianzhuGuo.jpg"
+    base = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS")}
+    result = subprocess.run([sys.executable, "-c", BLAS_SCRIPT, "align", str(photo), "--output", str(tmp_path),
+                             "--outputs", "none", "--assets", str(assets_dir), "--quiet"],
+                            capture_output=True, text=True, timeout=120, env={**base, **env})
+    assert result.returncode == 0, result.stderr
+    assert json.loads((tmp_path / "JianzhuGuo.jpg.json").read_text())["faces"]  # dense mesh, visibility: BLAS ran
+    assert f"BLAS threads [{threads}]" in result.stdout
 
 
 def test_align_help_explains_options(capsys):

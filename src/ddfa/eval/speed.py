@@ -13,8 +13,8 @@ Stages (the frame is ``3DDFA_V2/examples/inputs/trump_hillary.jpg``, 1536x689, r
   frame); ms per frame, CPU only.
 
 Configurations: CPU with 1 thread and with all threads (``torch.set_num_threads`` for torch,
-``threads=`` for onnxruntime sessions), and CUDA (torch) when available. numpy's BLAS thread
-count is not changed (no extra dependency to control it). Every figure is the median of
+``threads=`` for onnxruntime sessions), and CUDA (torch) when available. numpy's BLAS runs as
+the process has it (one thread in the ``ddfa`` command, ``OPENBLAS_NUM_THREADS``). Every figure is the median of
 ``repeats`` timed runs after warm-up runs; ratios are the torch eager time of the same stage and
 configuration divided by the engine's time (> 1: faster than torch eager).
 """
@@ -251,7 +251,8 @@ def _protocol(scene: _Scene, repeats: int) -> dict[str, Any]:
         "units": "ms per frame (detection, rendering) or per face (regression, dense reconstruction)",
         "ratio": "torch eager ms / engine ms, same stage and configuration (> 1: faster than torch eager)",
         "threads": "torch.set_num_threads(n) for torch; onnxruntime intra-op threads = n; OpenVINO "
-                   "INFERENCE_NUM_THREADS = n; numpy BLAS threads not changed",
+                   "INFERENCE_NUM_THREADS = n; numpy's BLAS as the process has it (one thread in the ddfa "
+                   "command, OPENBLAS_NUM_THREADS)",
         "precision": "torch and onnxruntime float32; OpenVINO its auto precision (bf16 on CPUs with AMX or "
                      "AVX-512-BF16, else f32)",
         "torch": torch.__version__,
