@@ -14,7 +14,7 @@ import numpy as np
 from ..boxes import RoiMapping, nms
 from ..errors import InputError
 from .base import Detections
-from .scale import ScaleOptions, pass_inputs, plan_passes, to_photo
+from .scale import ScaleOptions, pass_images, pass_inputs, plan_passes, to_photo
 
 #: tiles run through the network together (bounds the input batch to ~40 MB at 640 x 640)
 MAX_BATCH = 8
@@ -108,8 +108,9 @@ class SingleShotDetector:
         """Every pass's detections in photo pixels, before the final NMS."""
         height, width = image.shape[:2]
         boxes, scores, points = [], [], []
-        for spec in plan_passes(height, width, self.options, stride=self.stride, min_input_face=self.min_input_face):
-            inputs = pass_inputs(image, spec)
+        passes = plan_passes(height, width, self.options, stride=self.stride, min_input_face=self.min_input_face)
+        for spec, scaled in zip(passes, pass_images(image, passes)):
+            inputs = pass_inputs(scaled, spec)
             for start in range(0, len(inputs), MAX_BATCH):
                 chunk = inputs[start:start + MAX_BATCH]
                 decoded = self._decode(self._forward(self._network_input(chunk)), spec.input_size)
