@@ -80,6 +80,17 @@ def test_command_runs_numpy_blas_on_one_thread_unless_told(tmp_path, assets_dir,
     assert f"BLAS threads [{threads}]" in result.stdout
 
 
+def test_training_keeps_its_blas_threads():
+    # torch's BLAS is OpenBLAS on some platforms (aarch64 wheels) and reads the same setting
+    script = ("import atexit, os, sys; atexit.register(lambda: print('set:', os.environ.get('OPENBLAS_NUM_THREADS'))); "
+              "from ddfa.cli.main import console; console(sys.argv[1:])")
+    base = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    said = {command: subprocess.run([sys.executable, "-c", script, command, "--help"], capture_output=True,
+                                    text=True, timeout=120, env=base).stdout.splitlines()[-1]
+            for command in ("train", "video")}
+    assert said == {"train": "set: None", "video": "set: 1"}
+
+
 def test_align_help_explains_options(capsys):
     with pytest.raises(SystemExit) as info:
         main(["align", "--help"])
