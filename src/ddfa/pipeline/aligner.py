@@ -107,7 +107,9 @@ class FaceAligner:
         assets, device, backend, threads, precision: shorthands overriding fields of
             ``base_options``: asset folder or store (None: ``$DDFA_HOME``), torch device,
             ``"auto"`` / ``"torch"`` / ``"onnxruntime"`` / ``"openvino"``, CPU threads of the
-            inference engine, ``"auto"`` / ``"f32"`` / ``"bf16"`` / ``"int8"``.
+            inference engine, ``"auto"`` / ``"f32"`` / ``"bf16"`` / ``"int8"``. (numpy's own
+            BLAS is the process's: its threads spin ~0.1 s after each dense mesh; set
+            ``OPENBLAS_NUM_THREADS=1`` before numpy is imported, as the ``ddfa`` command does.)
         mesh: dense mesh ``"noneck"`` (3DDFA_V2, 38,365 vertices) or ``"full"`` (3DDFA, 53,215).
         options: default :class:`AlignOptions`; keyword arguments ``crop_policy``,
             ``max_faces``, ``dense``, ``channels``, ``refine`` override its fields.
