@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 
@@ -79,6 +80,27 @@ def test_openvino_compiles_once_per_shape_and_honours_threads(assets_dir, exampl
     # small batches compiled per size, larger ones share one dynamic-shape model
     shapes = regressor._get_runner().compiled_shapes
     assert len(shapes) == 3 and {"dynamic", ((1, 120, 120, 3), None), ((5, 120, 120, 3), None)} == set(shapes)
+
+
+@needs_openvino
+def test_photos_of_many_small_sizes_share_one_compiled_detector(assets_dir, example_images):
+    """YuNet on OpenVINO: photos under the working resolution (any size) run on one dynamic-shape
+    model, not one compiled model each (0.2-0.3 s per size); down-scaled photos and tiles (a few
+    shapes) get their own. Which model runs depends on the shape only: a photo's detections do
+    not depend on what ran before, or on being prepared for."""
+    image = ddfa.read_image(example_images["emma.jpg"])
+    small = [cv2.resize(image, (w, h), interpolation=cv2.INTER_AREA) for h, w in ((300, 400), (333, 287), (410, 390),
+                                                                                  (300, 400))]
+    large = cv2.resize(image, (1280, 720))
+    detector = ddfa.create_detector("yunet", base_options=ddfa.BaseOptions(assets=assets_dir, backend="openvino"))
+    found = [detector.detect(photo) for photo in [*small, large]]
+    assert detector.runner.compiled_shapes == ["dynamic", ((1, 384, 640, 3), None)]
+    fresh = ddfa.create_detector("yunet", base_options=ddfa.BaseOptions(assets=assets_dir, backend="openvino"))
+    fresh.prepare([small[2].shape[:2]])
+    again = fresh.detect(small[2])
+    np.testing.assert_array_equal(again.boxes, found[2].boxes)
+    np.testing.assert_array_equal(again.scores, found[2].scores)
+    assert len(found[2]) and len(found[4])
 
 
 @needs_openvino

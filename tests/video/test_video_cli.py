@@ -124,6 +124,19 @@ def test_unreadable_video_is_a_one_line_error(tmp_path, obama_path, assets_dir, 
         VideoSource(97)
 
 
+def test_video_prepares_the_detector_for_its_frame_size(tmp_path, aligner, obama_path, obama_frames, monkeypatch):
+    """The detector gets ready for the frame size (OpenVINO: its compiled model) from the file's
+    first frame, before the loop; arrays and cameras tell no size in advance."""
+    source = VideoSource(obama_path)
+    assert source.frame_size == obama_frames[0].shape[:2]
+    assert VideoSource(iter(obama_frames[:2])).frame_size is None
+    prepared: list = []
+    monkeypatch.setattr(aligner, "prepare", prepared.extend)
+    process_video(source, None, records=tmp_path / "r.jsonl", aligner=aligner,
+                  options=VideoOptions(max_frames=2, progress=False))
+    assert prepared == [obama_frames[0].shape[:2]]
+
+
 def test_process_video_from_arrays_records_only(tmp_path, aligner, obama_frames):
     small = [cv2.resize(f, (640, 360)) for f in obama_frames[:6]]
     rgb = [f[:, :, ::-1] for f in small]

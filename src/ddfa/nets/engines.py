@@ -141,7 +141,8 @@ def resolve_precision(precision: str, engine: str, *, int8: bool = False) -> Res
 
 
 def open_runner(model, engine: str, *, precision: str, threads: int | None = None,
-                uint8_input=None, dynamic: bool = False, static_batches: int = 0):
+                uint8_input=None, dynamic: bool = False, static_batches: int = 0,
+                static_from_side: int | None = None):
     """A runner ``runner(x) -> list[np.ndarray]`` for a converted model on a CPU engine.
 
     Args:
@@ -153,13 +154,15 @@ def open_runner(model, engine: str, *, precision: str, threads: int | None = Non
             runner then takes uint8 NHWC and converts inside the graph (``runner.takes_uint8``);
             onnxruntime always takes the graph's own input.
         dynamic: OpenVINO: one compiled model for all shapes (else one per shape), except
-            batches up to ``static_batches``, which get one compiled model per shape.
+            batches up to ``static_batches``, which get one compiled model per shape, or with
+            ``static_from_side`` inputs of at least that longer side.
     """
     if engine == "openvino":
         from .openvino_backend import OpenVinoRunner
 
         return OpenVinoRunner(model.source(), precision=precision, threads=threads, uint8_input=uint8_input,
                               dynamic=dynamic, static_batches=static_batches,
+                              static_from_side=static_from_side,
                               blob_dir=model.directory / "openvino" if model.directory else None)
     if engine == "onnxruntime":
         from .onnx_backend import OnnxRunner

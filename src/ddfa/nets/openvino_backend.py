@@ -9,7 +9,13 @@ The ONNX graphs of :mod:`ddfa.nets.onnx_backend` are read by OpenVINO's own ONNX
   compiled network takes (N, H, W, 3) uint8 BGR, and converts, subtracts the mean, divides by
   the scale and transposes to NCHW itself (optionally resizes too, see ``resize_to``);
 * **compiled models cached per input shape** (an LRU of ``max_shapes``); with
-  ``dynamic=True`` one compiled model serves every shape (used for the regressor's batch);
+  ``dynamic=True`` one compiled model serves every shape but those that get their own: the
+  regressor's small batches (``static_batches``), or, with ``static_from_side`` (YuNet),
+  inputs of at least that longer side (photos down-scaled to the detector's working
+  resolution, and tiles: a few shapes), not those of smaller photos, whose sizes are
+  arbitrary. Compiling a shape takes 0.2-0.3 s (importing its blob 0.08-0.1 s) and saves
+  ~15% per call; a new shape on the dynamic model costs 7-20 ms once. Which model runs an
+  input depends on its shape only, so a photo's results never depend on what ran before;
 * **no busy-waiting**: OpenVINO's CPU threads sleep when idle (checked by a test), one stream,
   latency mode, ``threads`` honoured (``INFERENCE_NUM_THREADS``);
 * **compiled blobs on disk**: each compiled network is exported to the converted model's cache
@@ -105,13 +111,18 @@ class OpenVinoRunner:
         dynamic: one compiled model for the input shapes of batches above ``static_batches``
             (else one per shape, LRU).
         static_batches: with ``dynamic``, batches up to this size get their own compiled model.
+        static_from_side: with ``dynamic``, instead of ``static_batches``: inputs whose longer
+            spatial side is at least this get their own compiled model, smaller ones the
+            dynamic-shape model. (f32 results are the same either way; bf16 ones differ in
+            rounding, ~1e-3 of a detector's outputs.)
         blob_dir: where OpenVINO keeps compiled blobs (None: not kept).
         max_shapes: compiled shapes kept.
     """
 
     def __init__(self, model: bytes | str | os.PathLike, *, precision: str = "f32", threads: int | None = None,
                  uint8_input: InputConversion | None = None, dynamic: bool = False,
-                 blob_dir: Path | None = None, max_shapes: int = 8, static_batches: int = 0):
+                 blob_dir: Path | None = None, max_shapes: int = 8, static_batches: int = 0,
+                 static_from_side: int | None = None):
         self._ov = import_openvino()
         self._source = model
         self._read: Any = None
@@ -122,6 +133,7 @@ class OpenVinoRunner:
         self.takes_uint8 = uint8_input is not None
         self.dynamic = dynamic
         self.static_batches = static_batches
+        self.static_from_side = static_from_side
         self.max_shapes = max(max_shapes, static_batches + 1)
         self._blob_root = Path(blob_dir) if blob_dir is not None else None
         self._compiled: OrderedDict[Any, Any] = OrderedDict()
@@ -241,14 +253,22 @@ class OpenVinoRunner:
 
     def _dynamic_for(self, shape: tuple[int, ...]) -> bool:
         """Whether an input of ``shape`` runs on the dynamic-shape model: with ``dynamic``, batches
-        above ``static_batches`` (smaller ones get a model compiled for their shape: ~20% faster)."""
-        return self.dynamic and (not shape or shape[0] > self.static_batches)
+        above ``static_batches`` (smaller ones get a model compiled for their shape: ~20% faster),
+        or with ``static_from_side`` inputs whose longer spatial side is below it."""
+        if not self.dynamic or not shape:
+            return self.dynamic
+        if self.static_from_side is None:
+            return shape[0] > self.static_batches
+        spatial = shape[1:3] if self.takes_uint8 else shape[2:4]  # NHWC uint8, else NCHW
+        return max(spatial) < self.static_from_side
 
     def compile_in_background(self, *shapes: tuple[int, ...]) -> None:
         """Start compiling (or importing from the cache) the models for inputs of these shapes
         (none, or ``()``: the dynamic-shape one) in a thread (OpenVINO releases the GIL
         meanwhile), so that start-up work goes on; the first call waits for them. Importing a
-        cached blob still takes 0.05-0.15 s per network (the plugin generates its kernels)."""
+        cached blob still takes 0.05-0.15 s per network (the plugin generates its kernels); a
+        shape that the dynamic-shape model runs is also run once on zeros, since its first call
+        at a new shape prepares that shape (7-40 ms)."""
         wanted = [tuple(shape) for shape in shapes] or [()]
         wanted = [shape for shape in wanted if shape or self.dynamic]
         if not wanted:
@@ -258,7 +278,9 @@ class OpenVinoRunner:
             with self._lock:
                 for shape in wanted:
                     try:
-                        self._request(shape, None)
+                        _, request, _ = self._request(shape, None)
+                        if shape and self._dynamic_for(shape):
+                            request.infer({0: np.zeros(shape, np.uint8 if self.takes_uint8 else np.float32)})
                     except Exception:  # the first call compiles again and raises where it can be seen
                         pass
 

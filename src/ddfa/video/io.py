@@ -237,6 +237,12 @@ class VideoSource:
         return fps, (int(round(duration * fps)) or None) if duration and fps else None
 
     # ------------------------------------------------------------------ iteration
+    @property
+    def frame_size(self) -> tuple[int, int] | None:
+        """``(height, width)`` of a file's frames, from its first frame (read while opening it),
+        before iterating; None for cameras and arrays, or once iteration has begun."""
+        return None if self._first is None else (int(self._first.shape[0]), int(self._first.shape[1]))
+
     def __iter__(self) -> Iterator[VideoFrame]:
         if self.frames_read:
             raise InputError(f"{self.name}: a VideoSource can be iterated only once")

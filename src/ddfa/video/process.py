@@ -233,6 +233,8 @@ def process_video(
         from ..pipeline import FaceAligner
 
         aligner = FaceAligner()
+    if src.frame_size is not None and hasattr(aligner, "prepare"):  # the detector's network for the
+        aligner.prepare([src.frame_size])  # frame size gets ready in the background (OpenVINO)
     tracker = VideoTracker(aligner, opts.tracker, smoothing=opts.smoothing)
     summary = VideoSummary(src.name, output=None if output is None else Path(output),
                            records=None if records is None else Path(records))
