@@ -65,15 +65,24 @@ def test_engine_threads_sleep_when_idle(engine, assets_dir, pipeline_golden):
 def test_openvino_compiles_once_per_shape_and_honours_threads(assets_dir, example_images):
     from ddfa.detect.faceboxes import FaceBoxesDetector
 
-    detector = FaceBoxesDetector(base_options=ddfa.BaseOptions(assets=assets_dir, backend="openvino", threads=1))
-    image = ddfa.read_image(example_images["JianzhuGuo.jpg"])
-    for _ in range(2):
-        detector.detect(image)
-        detector.detect(image[:300, :400])
-    runner = detector._runner
-    assert [key[0] for key in runner.compiled_shapes] == [(1, 551, 413, 3), (1, 300, 400, 3)]
-    compiled = next(iter(runner._compiled.values()))[0]
+    base = ddfa.BaseOptions(assets=assets_dir, backend="openvino", threads=1)
+    image = ddfa.read_image(example_images["trump_hillary.jpg"])
+    yunet = ddfa.create_detector("yunet", base_options=base)
+    for _ in range(2):  # YuNet's down-scaled photos: a compiled model per input shape
+        yunet.detect(cv2.resize(image, (1280, 720)))
+        yunet.detect(cv2.resize(image, (720, 1280)))
+    assert [key[0] for key in yunet.runner.compiled_shapes] == [(1, 384, 640, 3), (1, 640, 384, 3)]
+    compiled = next(iter(yunet.runner._compiled.values()))[0]
     assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
+    # FaceBoxes' input is the photo (or its fit into 720 x 1080): one side of any length, so
+    # every size runs on one dynamic-shape model (in f32, within 0.05 px of onnxruntime)
+    faceboxes = FaceBoxesDetector(base_options=base.replace(precision="f32"))
+    small = ddfa.read_image(example_images["JianzhuGuo.jpg"])
+    found = [faceboxes.detect(photo) for photo in (small, small[:300, :400], image)]
+    assert faceboxes._runner.compiled_shapes == ["dynamic"]
+    reference = FaceBoxesDetector(base_options=base.replace(backend="onnxruntime", precision="f32"))
+    for photo, got in zip((small, small[:300, :400], image), found):
+        np.testing.assert_allclose(got.boxes, reference.detect(photo).boxes, atol=0.05)
     regressor = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")
     crops = np.zeros((12, 120, 120, 3), np.uint8)
     regressor(crops[:1]), regressor(crops[:5]), regressor(crops), regressor(crops[:11]), regressor(crops[:1])
