@@ -13,8 +13,9 @@ The ONNX graphs of :mod:`ddfa.nets.onnx_backend` are read by OpenVINO's own ONNX
   regressor's small batches (``static_batches``), or, with ``static_from_side`` (YuNet),
   inputs of at least that longer side (photos down-scaled to the detector's working
   resolution, and tiles: a few shapes), not those of smaller photos, whose sizes are
-  arbitrary. Compiling a shape takes 0.2-0.3 s (importing its blob 0.08-0.1 s) and saves
-  ~15% per call; a new shape on the dynamic model costs 7-20 ms once. Which model runs an
+  arbitrary (FaceBoxes, whose every input has one side of any length, runs all on the
+  dynamic model). Compiling a shape takes 0.2-0.3 s (importing its blob 0.08-0.1 s) and saves
+  ~15% per call; a new shape on the dynamic model costs 7-40 ms once. Which model runs an
   input depends on its shape only, so a photo's results never depend on what ran before;
 * **no busy-waiting**: OpenVINO's CPU threads sleep when idle (checked by a test), one stream,
   latency mode, ``threads`` honoured (``INFERENCE_NUM_THREADS``);
