@@ -84,9 +84,9 @@ class YuNetDetector(SingleShotDetector):
                                   threads=base.threads, uint8_input=InputConversion((0.0, 0.0, 0.0)),
                                   # OpenVINO: a compiled model per input shape for photos down-scaled
                                   # to the working resolution and for tiles (a few shapes); smaller
-                                  # photos, of any size, share one dynamic-shape model (a folder of
-                                  # 200 photos of 260-449 px took 21.9 s compiling one model per
-                                  # size, now 7.0-7.7 s; onnxruntime 6.3 s)
+                                  # photos, of any size, share one dynamic-shape model (`ddfa align`
+                                  # on 200 photos of 260-449 px: 21.7-26.0 s compiling one model
+                                  # per size, now 7.8-8.1 s; README, "Photos of many sizes")
                                   dynamic=True, static_from_side=self.options.det_size)
         self._names: list[str] | None = None
 
