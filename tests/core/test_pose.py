@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from ddfa.errors import InputError
 from ddfa.morphable import frames
+from ddfa.morphable.params import join_params
 from ddfa.morphable.pose import angles_to_rotation, decompose_pose, pose_angles, rotation_to_angles, v2_angles
 
 
@@ -16,6 +18,16 @@ def test_v2_pose_parity(pipeline_golden):
     np.testing.assert_allclose(translation, pipeline_golden["pose_P"][:, :, 3], atol=1e-4)
     np.testing.assert_allclose(v2_angles(rotation), pipeline_golden["pose"], atol=1e-4)
     assert np.all(scale > 0)
+
+
+def test_pose_is_read_through_the_parameter_layout():
+    """Only (..., 62) parameters: a vector of another length is an error, not 12 numbers read as a pose."""
+    params = np.zeros((2, 62))
+    params[:, [0, 5, 10]] = 1e-3  # s·R = 1e-3·I
+    assert decompose_pose(params)[0] == pytest.approx([1e-3, 1e-3])
+    for wrong in (np.zeros((2, 12)), np.zeros(50)):
+        with pytest.raises(InputError, match="62"):
+            decompose_pose(wrong)
 
 
 def test_angle_round_trip_and_gimbal_lock():
@@ -35,11 +47,10 @@ def test_angle_round_trip_and_gimbal_lock():
 
 def _synthetic_landmarks(noneck_model, yaw, pitch, roll):
     """68 image-frame landmarks of the mean face posed with the given AFLW angles."""
-    params = np.zeros(62, np.float32)
-    pose = np.zeros((3, 4))
+    pose = np.zeros((3, 4), np.float32)
     pose[:, :3] = angles_to_rotation(yaw, pitch, roll) * 5e-4
     pose[:, 3] = [60, 60, 0]
-    params[:12] = pose.ravel()
+    params = join_params(pose, np.zeros(50))
     rotation = decompose_pose(params)[1]
     return frames.model_to_image(noneck_model.landmarks(params), np.array([0, 0, 120, 120.0])), rotation
 
@@ -61,17 +72,14 @@ def test_documented_signs_on_posed_mean_face(noneck_model):
 
 
 @pytest.fixture(scope="module")
-def aflw2000_pose(data_dir, assets_dir):
-    """mb05 parameters on the 2000 AFLW2000-3D crops and the official pose ground truth."""
-    import ddfa
-    from ddfa.io.image import read_image
-
+def aflw2000_pose(data_dir, golden_dir):
+    """mb05 parameters on the 2000 AFLW2000-3D crops (the reference run's, which ddfa's equal:
+    tests/eval/test_bench_aflw2000.py) and the official pose ground truth, in list order."""
     root = data_dir / "aflw2000-3d"
     names = (root / "AFLW2000-3D_crop.list").read_text().split()
-    crops = np.stack([read_image(root / "AFLW2000-3D_crop" / n) for n in names])
-    params = ddfa.create_model("mb05", assets=assets_dir, precision="f32")(crops)
+    params = np.load(golden_dir / "aflw2000_mb05_params.npy")
     ann = np.load(root / "aflw2000_3d_annotations.npz")
-    assert list(ann["names"]) == names
+    assert list(ann["names"]) == names and params.shape == (len(names), 62)
     truth = np.degrees(ann["pose_para"][:, [1, 0, 2]])  # (yaw, pitch, roll)
     keep = np.all(np.abs(truth) <= 99, axis=1)
     return params, truth, keep

@@ -27,6 +27,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .params import pose_matrix
+
 _GIMBAL_EPS = 1e-6
 
 
@@ -38,7 +40,7 @@ def decompose_pose(params: np.ndarray):
     rows are orthogonal (to within its accuracy otherwise).
 
     Args:
-        params: (B, 62) or (62,) parameters (only the first 12 are used).
+        params: (B, 62) or (62,) parameters (only the pose ``P`` is used).
 
     Returns:
         ``(s, R, t)``: (B,) scale, (B, 3, 3) rotation (model frame, y up), (B, 3) translation;
@@ -46,7 +48,7 @@ def decompose_pose(params: np.ndarray):
     """
     params = np.asarray(params)
     single = params.ndim == 1
-    pose = params.reshape(-1, params.shape[-1])[:, :12].reshape(-1, 3, 4)
+    pose = pose_matrix(params.reshape(-1, params.shape[-1]))
     row1, row2 = pose[:, 0, :3], pose[:, 1, :3]
     norm1 = np.linalg.norm(row1, axis=1, keepdims=True)
     norm2 = np.linalg.norm(row2, axis=1, keepdims=True)
