@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from ..morphable.frames import CROP_SIZE
+from ..morphable.params import NUM_PARAMS
 from ..pipeline.refine import refine_transforms, regress_refined
 from .protocols import regress
 
@@ -26,7 +27,7 @@ def refined_crop_params(regressor, model, crops: np.ndarray, mode: str, batch_si
     """(N, 120, 120, 3) benchmark crops -> (N, 62) float32 refined parameters (crop frame)."""
     transforms = refine_transforms(mode)
     roi = np.array([[0.0, 0.0, float(CROP_SIZE), float(CROP_SIZE)]])
-    out = np.empty((len(crops), 62), np.float32)
+    out = np.empty((len(crops), NUM_PARAMS), np.float32)
     for start in range(0, len(crops), CHUNK):
         chunk = crops[start:start + CHUNK]
         refined = regress_refined(regressor, model, list(chunk), np.arange(len(chunk)), np.repeat(roi, len(chunk), 0),
