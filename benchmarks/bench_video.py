@@ -16,7 +16,8 @@ Printed, on one video (default: the shared obama.mp4, 55 frames of 1280x720, one
   box) against per-frame detection-based alignment with two-step (landmark crop) refinement;
 * **speed**: frames per second of the whole loop of :func:`ddfa.video.process_video` (decode,
   track, smooth, draw ``2d_sparse``, encode mp4v, write JSON lines) with the detector every 10
-  frames (the default) and on every frame, and of a per-frame baseline loop (decode, detect,
+  frames (the default; also with its stages in turn, ``VideoOptions(sequential=True)``,
+  instead of overlapping in threads) and on every frame, and of a per-frame baseline loop (decode, detect,
   align, draw, encode) measured in the same run; ratios are against that baseline. Each loop
   runs ``--repeats`` times, round-robin, and its fastest run is reported (the machine is shared).
 """
@@ -184,12 +185,13 @@ def main() -> None:
         n = len(frames)
         every = args.detect_every
         fns = {"per-frame detect + align (baseline)": lambda: baseline_loop(aligner, args.video, tmp / "base.mp4")}
-        configs = ((f"tracking, detector every {every}, causal", every, "causal"),
-                   (f"tracking, detector every {every}, offline", every, "offline"),
-                   ("detector on every frame, causal", 1, "causal"))
-        for name, detect_every, mode in configs:
+        configs = ((f"tracking, detector every {every}, causal", every, "causal", False),
+                   (f"tracking, detector every {every}, offline", every, "offline", False),
+                   ("the same, stages in turn (--sequential)", every, "offline", True),
+                   ("detector on every frame, causal", 1, "causal", False))
+        for name, detect_every, mode, sequential in configs:
             options = VideoOptions(tracker=TrackerOptions(detect_every=detect_every),
-                                   smoothing=SmoothingOptions(mode=mode))
+                                   smoothing=SmoothingOptions(mode=mode), sequential=sequential)
             fns[name] = lambda options=options: process_video(args.video, tmp / "out.mp4", aligner=aligner,
                                                               options=options)
         times = best_times(fns, args.repeats)

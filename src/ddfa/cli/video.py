@@ -85,6 +85,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     group.add_argument("--fps", type=float, default=None,
                        help="frame rate for the frame times and the output (default: the input's)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("--sequential", action="store_true",
+                        help="each frame decoded, tracked, drawn and written in turn (default: decoding, tracking, "
+                        "drawing and writing overlap in four threads; the same results)")
     add_common_model_options(parser)
     parser.set_defaults(func=run)
     return parser
@@ -112,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     smoothing = SmoothingOptions(min_cutoff=args.min_cutoff, beta=args.beta, strength=args.smooth_strength,
                                  lookahead=args.lookahead)
     options = VideoOptions(outputs=tuple(outputs), smoothing=smoothing, tracker=tracker, draw_ids=not args.no_ids,
-                           codec=args.codec, progress=not args.quiet)
+                           codec=args.codec, progress=not args.quiet, sequential=args.sequential)
     source = VideoSource(args.input, fps=args.fps, max_frames=args.max_frames)
     mode: SmoothMode = args.smooth or ("causal" if source.kind == "camera" else "offline")
     options = replace(options, smoothing=replace(smoothing, mode=mode))

@@ -10,6 +10,10 @@ stage failed (the other images go on), and with the seconds each stage took.
 
     >>> for out in pipelined(paths, read_image, aligner, write):
     ...     print(out.item, out.error or len(out.result))
+
+A stream whose steps depend on each other (a video: each frame is tracked from the last) keeps
+its middle stage in the caller's thread and overlaps the two ends: :func:`prefetch` reads ahead
+in a thread and :class:`Sink` writes behind in another, both in order.
 """
 
 from __future__ import annotations
@@ -98,43 +102,26 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
     finished: queue.Queue = queue.Queue()
     stop = threading.Event()
 
-    def put(q: queue.Queue, value) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(value, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def get(q: queue.Queue):
-        while not stop.is_set():
-            try:
-                return q.get(timeout=0.1)
-            except queue.Empty:
-                continue
-        return _DONE
-
     def decoder():
         for index, item in enumerate(items):
             if stop.is_set():
                 break
             out: Outcome[T] = Outcome(index, item)
             out.data = _timed(out, "decode", decode, item)
-            if not put(decoded, out):
+            if not _put(decoded, out, stop):
                 return
-        put(decoded, _DONE)
+        _put(decoded, _DONE, stop)
 
     def processor():
-        while (out := get(decoded)) is not _DONE:
+        while (out := _get(decoded, stop)) is not _DONE:
             if out.error is None:
                 out.result = _timed(out, "process", process, out.item, out.data)
-            if not put(processed, out):
+            if not _put(processed, out, stop):
                 return
-        put(processed, _DONE)
+        _put(processed, _DONE, stop)
 
     def writer():
-        while (out := get(processed)) is not _DONE:
+        while (out := _get(processed, stop)) is not _DONE:
             if out.error is None:
                 _timed(out, "write", write, out.item, out.data, out.result)
             finished.put(out)
@@ -153,4 +140,138 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
             thread.join()
 
 
-__all__ = ["Outcome", "pipeline_threads", "pipelined", "sequential"]
+def _put(q: queue.Queue, value, stop: threading.Event) -> bool:
+    """Put into a bounded queue, waiting while it is full; False once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            q.put(value, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
+
+
+def _get(q: queue.Queue, stop: threading.Event):
+    """Take from a queue, waiting while it is empty; ``_DONE`` once ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            return q.get(timeout=0.1)
+        except queue.Empty:
+            continue
+    return _DONE
+
+
+@dataclass
+class _Raised:
+    """An exception of the thread that iterates for :func:`prefetch`, to re-raise in order."""
+
+    error: BaseException
+
+
+def prefetch(items: Iterable[T], *, depth: int = 4, name: str = "ddfa-prefetch") -> Generator[T, None, None]:
+    """Iterate ``items`` in a background thread, up to ``depth`` items ahead of the consumer;
+    yield them in order. An exception of the iteration is raised here, where it happened in
+    the sequence (the items before it come first). Closing the generator (or an exception in
+    the consumer) stops the thread, which then stops iterating; when the generator is done or
+    closed, the thread is no longer touching ``items``.
+
+    For an iterator whose ``next`` releases Python's GIL (video decoding) while the consumer
+    computes; ``depth`` bounds the memory held (``depth`` items).
+    """
+    ahead: queue.Queue = queue.Queue(maxsize=max(1, depth))
+    stop = threading.Event()
+
+    def iterate() -> None:
+        try:
+            for item in items:
+                if not _put(ahead, item, stop):
+                    return
+        except BaseException as exc:  # handed to the consumer, in order
+            _put(ahead, _Raised(exc), stop)
+            return
+        _put(ahead, _DONE, stop)
+
+    thread = threading.Thread(target=iterate, name=name, daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = ahead.get()
+            if item is _DONE:
+                return
+            if isinstance(item, _Raised):
+                raise item.error
+            yield item
+    finally:
+        stop.set()
+        thread.join()
+
+
+class Sink(Generic[T]):
+    """``write(item)`` for every item :meth:`put`, in order, in a background thread, up to
+    ``depth`` items behind the caller.
+
+    The first exception ``write`` raises stops the writing; :meth:`put` then raises it in the
+    caller's thread (so does :meth:`close`), and later items are dropped. :meth:`close` waits
+    until every item put before it is written (or the writing failed).
+
+        >>> with Sink(write_frame) as sink:
+        ...     for frame in frames:
+        ...         sink.put(frame)
+    """
+
+    def __init__(self, write: Callable[[T], None], *, depth: int = 3, name: str = "ddfa-sink"):
+        self._write = write
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._error: BaseException | None = None
+        self._reported = False
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := _get(self._queue, self._stop)) is not _DONE:
+            if self._error is not None:
+                continue  # after a failure: drop the rest
+            try:
+                self._write(item)
+            except BaseException as exc:  # re-raised in the caller's thread
+                self._error = exc
+
+    @property
+    def error(self) -> BaseException | None:
+        """The exception ``write`` raised (None: none so far)."""
+        return self._error
+
+    def _raise(self) -> None:
+        if self._error is not None and not self._reported:
+            self._reported = True
+            raise self._error
+
+    def put(self, item: T) -> None:
+        """Queue ``item`` (waits while ``depth`` items wait); raises an earlier write's exception."""
+        self._raise()
+        if self._stop.is_set():
+            raise RuntimeError("Sink.put after close")
+        self._queue.put(item)
+
+    def close(self) -> None:
+        """Write what was put, stop the thread; raises a write's exception not raised yet.
+        Idempotent."""
+        if not self._stop.is_set():
+            self._queue.put(_DONE)
+            self._thread.join()
+            self._stop.set()
+        self._raise()
+
+    def __enter__(self) -> Sink[T]:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        if exc_info[0] is None:
+            self.close()
+        else:  # an exception is on its way already: finish without raising another
+            self._reported = True
+            self.close()
+
+
+__all__ = ["Outcome", "Sink", "pipeline_threads", "pipelined", "prefetch", "sequential"]

@@ -357,10 +357,15 @@ def load_compiled_kernels() -> None:
     _KERNELS_READY.set()
 
 
+_LOADER: list[threading.Thread] = []  # the one thread of load_compiled_kernels_in_background
+_LOADER_LOCK = threading.Lock()
+
+
 def load_compiled_kernels_in_background() -> threading.Thread:
     """:func:`load_compiled_kernels` in a thread, while models load and the first faces run (in
     numpy until it is done); errors leave numpy doing the work. Not a daemon: the interpreter
-    waits for it at exit (a thread killed inside numba's compiler would abort the process)."""
+    waits for it at exit (a thread killed inside numba's compiler would abort the process).
+    Once per process: later calls return the same thread."""
 
     def load() -> None:
         try:
@@ -368,9 +373,11 @@ def load_compiled_kernels_in_background() -> threading.Thread:
         except Exception:
             pass
 
-    thread = threading.Thread(target=load, name="ddfa-visibility-kernels", daemon=False)
-    thread.start()
-    return thread
+    with _LOADER_LOCK:
+        if not _LOADER:
+            _LOADER.append(threading.Thread(target=load, name="ddfa-visibility-kernels", daemon=False))
+            _LOADER[0].start()
+        return _LOADER[0]
 
 
 def vertex_visibility(vertices: np.ndarray, triangles: np.ndarray, vertex_ids: np.ndarray,

@@ -172,6 +172,9 @@ class VideoOptions:
             :class:`~ddfa.video.VideoSource`.
         max_frames: stop after this many frames (None: all); not used for a VideoSource.
         progress: show a progress bar (frames per second) on stderr.
+        sequential: decode, track, draw and write each frame in turn in the caller's thread
+            (default: decoding reads ahead and drawing and writing follow behind, each in a
+            thread of its own, so that the three overlap; the same results either way).
     """
 
     outputs: tuple[str, ...] = ("2d_sparse",)
@@ -182,6 +185,7 @@ class VideoOptions:
     fps: float | None = None
     max_frames: int | None = None
     progress: bool = False
+    sequential: bool = False
 
     def __post_init__(self) -> None:
         if isinstance(self.outputs, str):

@@ -18,6 +18,11 @@ every JSON document ddfa writes) and ``"type"``:
 
 A truncated or corrupt input, a failure while processing, or Ctrl-C stop the loop but keep
 everything done so far: the video is finalised (playable) and the records end with the summary.
+
+Decoding, tracking, drawing and writing (encoding and the records) overlap, each in its own
+thread, tracking in the caller's; every frame goes through them in order, and a stage that
+fails (or Ctrl-C) stops the run once the frames before it are drawn and written
+(:attr:`VideoOptions.sequential`: one stage after the other, the same results).
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ import numpy as np
 
 from ..errors import DdfaError, InputError
 from ..io.results import FRAME_NOTE, POSE_NOTE, SCHEMA_VERSION, dumps
+from ..pipeline.throughput import Sink, prefetch
 from .io import SourceLike, VideoSource, VideoWriter
 from .options import VideoOptions, video_output_names
 from .tracker import FrameResult, VideoTracker
@@ -164,6 +170,32 @@ class RecordsWriter:
         self._file.close()
 
 
+class _Inline:
+    """:class:`~ddfa.pipeline.throughput.Sink`'s interface, writing in the caller's thread."""
+
+    def __init__(self, write):
+        self._write = write
+        self.error: BaseException | None = None
+
+    def put(self, item) -> None:
+        self._write(item)
+
+    def close(self) -> None:
+        pass
+
+
+def _finish(*sinks) -> BaseException | None:
+    """Close ``sinks`` in order without raising; the first exception a write raised that was
+    not raised yet."""
+    first = None
+    for sink in sinks:
+        try:
+            sink.close()
+        except BaseException as exc:  # (reported by the caller)
+            first = first or exc
+    return first
+
+
 def read_records(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """Read a records file: (header, frame records, summary or None if the run was killed)."""
     header: dict[str, Any] = {}
@@ -235,6 +267,10 @@ def process_video(
         aligner = FaceAligner()
     if src.frame_size is not None and hasattr(aligner, "prepare"):  # the detector's network for the
         aligner.prepare([src.frame_size])  # frame size gets ready in the background (OpenVINO)
+    if output is not None and opts.outputs:
+        from ..render.visibility import load_compiled_kernels_in_background
+
+        load_compiled_kernels_in_background()  # drawn landmarks show their visibility: numba's kernels
     tracker = VideoTracker(aligner, opts.tracker, smoothing=opts.smoothing)
     summary = VideoSummary(src.name, output=None if output is None else Path(output),
                            records=None if records is None else Path(records))
@@ -246,26 +282,51 @@ def process_video(
 
     bar = tqdm(total=src.frame_count, unit="frame", disable=not opts.progress, file=sys.stderr, dynamic_ncols=True,
                desc=Path(src.name).name if src.kind == "file" else src.name)
+
+    def draw(item: tuple[FrameResult, int]) -> None:  # the frame's image outputs
+        result, tracks = item
+        image = None if writer is None else render_frame(result, opts.outputs, draw_ids=opts.draw_ids)
+        encoder.put((result, tracks, image))
+
+    def encode(item: tuple[FrameResult, int, np.ndarray | None]) -> None:  # the video and the record
+        result, tracks, image = item
+        if writer is not None and image is not None:
+            writer.write(image)
+        if record_file is not None:
+            record_file.frame(result)
+        summary.frames += 1
+        summary.last_frame, summary.last_time = result.index, result.time
+        bar.update(1)
+        bar.set_postfix(faces=len(result.faces), tracks=tracks, refresh=False)
+
+    # four stages that overlap, each frame going through them in order: decoding reads ahead
+    # in a thread; tracking runs here (each frame from the last); drawing, then encoding and
+    # the records, follow behind in a thread each (opts.sequential: all in turn, here)
+    reader = None if opts.sequential else prefetch(src, depth=3, name="ddfa-video-decoder")
+    encoder: Sink | _Inline = _Inline(encode) if opts.sequential else Sink(encode, depth=2, name="ddfa-video-encoder")
+    drawer: Sink | _Inline = _Inline(draw) if opts.sequential else Sink(draw, depth=2, name="ddfa-video-drawer")
     start = _time.perf_counter()
     try:
-        for result in tracker.track(src):
-            if writer is not None:
-                writer.write(render_frame(result, opts.outputs, draw_ids=opts.draw_ids))
-            if record_file is not None:
-                record_file.frame(result)
-            summary.frames += 1
-            summary.last_frame, summary.last_time = result.index, result.time
-            bar.update(1)
-            bar.set_postfix(faces=len(result.faces), tracks=len(tracker.tracks), refresh=False)
+        for result in tracker.track(src if reader is None else reader, fps=src.fps):
+            drawer.put((result, len(tracker.tracks)))
+        drawer.close()  # every frame drawn and written (a stage's error is raised here at the latest)
+        encoder.close()
         summary.problem = src.problem
     except KeyboardInterrupt:
         summary.interrupted = True
     except (DdfaError, cv2.error, MemoryError, OSError, RuntimeError, ValueError) as exc:
+        _finish(drawer, encoder)  # the frames tracked before the failure are written first
         if isinstance(exc, InputError) and summary.frames == 0 and src.frames_read == 0:
             raise
         where = summary.stopped_at()
         summary.problem = f"processing failed after {summary.frames} frame(s) ({where}): {type(exc).__name__}: {exc}"
     finally:
+        late = _finish(drawer, encoder)  # (after Ctrl-C: the frames already tracked)
+        if late is not None and summary.problem is None:
+            summary.problem = (f"writing failed after {summary.frames} frame(s) ({summary.stopped_at()}): "
+                               f"{type(late).__name__}: {late}")
+        if reader is not None:
+            reader.close()  # the decoding thread stops before the source closes
         bar.close()
         src.close()
         summary.fps = summary.frames / max(_time.perf_counter() - start, 1e-9)
