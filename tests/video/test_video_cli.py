@@ -35,7 +35,8 @@ def test_video_help_lists_options(capsys):
     assert info.value.code == 0
     out = capsys.readouterr().out
     for option in ("--output", "--records", "--outputs", "--detect-every", "--smooth", "--smooth-strength",
-                   "--min-cutoff", "--beta", "--lookahead", "--max-faces", "--codec", "--max-frames", "2d_sparse"):
+                   "--min-cutoff", "--beta", "--lookahead", "--max-faces", "--codec", "--max-frames", "--sequential",
+                   "2d_sparse"):
         assert option in out
 
 
