@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from ..boxes import point_bounds
+
 #: the 68-point contours: (start, end, closed), iBUG order
 LANDMARK_CONTOURS: tuple[tuple[int, int, bool], ...] = (
     (0, 17, False),  # jaw
@@ -101,7 +103,7 @@ def draw_dense(image: np.ndarray, faces: Sequence, *, color=DENSE_COLOR, spacing
     height, width = out.shape[:2]
     for face in faces:
         pts = np.asarray(face.vertices)[:, :2]
-        lo, hi = pts.min(axis=0), pts.max(axis=0)
+        lo, hi = point_bounds(pts)
         gap = float(np.sqrt(max((hi[0] - lo[0]) * (hi[1] - lo[1]), 1.0) / len(pts)))  # mean vertex spacing
         step = max(1, int(round((spacing / max(gap, 1e-6)) ** 2)))
         ij = np.rint(pts[::step]).astype(np.int64)
@@ -127,7 +129,7 @@ def pose_box(face: Any) -> np.ndarray:
     from ..morphable.reconstruct import apply_pose
 
     mean = np.asarray(face.model.mean)
-    lo, hi = mean.min(axis=0), mean.max(axis=0)
+    lo, hi = point_bounds(mean)
     centre = (lo + hi) / 2
     half = (hi - lo) / 2
     depth = 0.3 * (hi[0] - lo[0])

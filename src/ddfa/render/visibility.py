@@ -52,6 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..boxes import point_bounds
 from ..morphable.mirror import IBUG68_MIRROR
 
 #: side in pixels of the raster the visibility test uses
@@ -299,7 +300,7 @@ def visibility_evidence(vertices: np.ndarray, triangles: np.ndarray, vertex_ids:
     """
     verts = np.asarray(vertices, dtype=np.float64)
     ids = np.asarray(vertex_ids, dtype=np.int64)
-    lo, hi = verts.min(axis=0), verts.max(axis=0)
+    lo, hi = point_bounds(verts)
     side = float(max(hi[0] - lo[0], hi[1] - lo[1], 1e-9))
     scale = (resolution - 1) / side
     local = ((verts - np.array([lo[0], lo[1], 0.0])) * scale).astype(np.float32)
