@@ -34,13 +34,13 @@ def _run(tmp_path, name, source, aligner, sequential, **options):
     return summary, frames, end, _decoded(out)
 
 
-@pytest.mark.parametrize("smoothing", ["offline", "causal"])
-def test_overlapped_stages_equal_the_sequential_loop(tmp_path, aligner, obama_path, smoothing):
-    """Same records (the tracker's faces, smoothed with look-ahead or not) and the same encoded
-    video, frame by frame; the decoding, drawing and writing threads are gone afterwards."""
+def test_overlapped_stages_equal_the_sequential_loop(tmp_path, aligner, obama_path):
+    """Same records (the tracker's faces, smoothed with look-ahead: results leave the tracker
+    frames late) and the same encoded video, frame by frame; the decoding, drawing and writing
+    threads are gone afterwards. (The other tests here run causal smoothing both ways.)"""
     before = set(threading.enumerate())
-    runs = {mode: _run(tmp_path, f"{smoothing}-{mode}", obama_path, aligner, mode == "sequential", max_frames=12,
-                       smoothing=SmoothingOptions(mode=smoothing, lookahead=3))
+    runs = {mode: _run(tmp_path, mode, obama_path, aligner, mode == "sequential", max_frames=12,
+                       smoothing=SmoothingOptions(mode="offline", lookahead=3))
             for mode in ("sequential", "overlapped")}
     (s1, frames1, end1, video1), (s2, frames2, end2, video2) = runs["sequential"], runs["overlapped"]
     assert s1.complete and s2.complete and s1.frames == s2.frames == len(frames2) == len(video2) == 12
