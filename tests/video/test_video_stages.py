@@ -144,8 +144,11 @@ def test_sink_writes_in_order_and_raises_a_write_error_in_the_caller():
             sink.put(item)
     sink.close()  # raised once only
     assert written == [0, 1, 2, 3] and isinstance(sink.error, OSError)
-    ok = Sink(written.append)
-    for item in range(5, 9):
-        ok.put(item)
-    ok.close()
-    assert written == list(range(4)) + [5, 6, 7, 8]
+    with Sink(written.append) as ok:
+        for item in range(5, 9):
+            ok.put(item)
+    assert written == list(range(4)) + [5, 6, 7, 8]  # all written when the block ends
+    with pytest.raises(KeyError):  # the block's own error wins over the write's
+        with Sink(write) as failing:
+            failing.put(4)
+            raise KeyError("the caller's")
