@@ -148,6 +148,13 @@ def test_sink_writes_in_order_and_raises_a_write_error_in_the_caller():
         for item in range(5, 9):
             ok.put(item)
     assert written == list(range(4)) + [5, 6, 7, 8]  # all written when the block ends
+    inline = Sink(write, threaded=False)  # the same interface, writing in the caller's thread
+    inline.put(3)
+    with pytest.raises(OSError, match="disk full"):
+        inline.put(4)
+    inline.close()
+    assert written[-1] == 3 and inline.finish() is None
+    del written[-1]
     with pytest.raises(KeyError):  # the block's own error wins over the write's
         with Sink(write) as failing:
             failing.put(4)

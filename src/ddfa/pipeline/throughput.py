@@ -208,7 +208,8 @@ def prefetch(items: Iterable[T], *, depth: int = 4, name: str = "ddfa-prefetch")
 
 class Sink(Generic[T]):
     """``write(item)`` for every item :meth:`put`, in order, in a background thread, up to
-    ``depth`` items behind the caller.
+    ``depth`` items behind the caller (``threaded=False``: in the caller's thread, as a plain
+    loop would, its exceptions raised by :meth:`put`; the same interface).
 
     The first exception ``write`` raises stops the writing; :meth:`put` then raises it in the
     caller's thread (so does :meth:`close`), and later items are dropped. :meth:`close` waits
@@ -219,14 +220,16 @@ class Sink(Generic[T]):
         ...         sink.put(frame)
     """
 
-    def __init__(self, write: Callable[[T], None], *, depth: int = 3, name: str = "ddfa-sink"):
+    def __init__(self, write: Callable[[T], None], *, depth: int = 3, name: str = "ddfa-sink",
+                 threaded: bool = True):
         self._write = write
         self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._stop = threading.Event()
         self._error: BaseException | None = None
         self._reported = False
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True) if threaded else None
+        if self._thread is not None:
+            self._thread.start()
 
     def _run(self) -> None:
         while (item := _get(self._queue, self._stop)) is not _DONE:
@@ -239,39 +242,49 @@ class Sink(Generic[T]):
 
     @property
     def error(self) -> BaseException | None:
-        """The exception ``write`` raised (None: none so far)."""
+        """The exception ``write`` raised in the thread (None: none so far)."""
         return self._error
 
-    def _raise(self) -> None:
-        if self._error is not None and not self._reported:
-            self._reported = True
-            raise self._error
+    def _unreported(self) -> BaseException | None:
+        if self._error is None or self._reported:
+            return None
+        self._reported = True
+        return self._error
 
     def put(self, item: T) -> None:
         """Queue ``item`` (waits while ``depth`` items wait); raises an earlier write's exception."""
-        self._raise()
+        if (error := self._unreported()) is not None:
+            raise error
         if self._stop.is_set():
             raise RuntimeError("Sink.put after close")
-        self._queue.put(item)
+        if self._thread is None:
+            self._write(item)
+        else:
+            self._queue.put(item)
+
+    def finish(self) -> BaseException | None:
+        """Write what was put and stop the thread, without raising: the exception a write raised
+        that was not raised yet (None: none). Idempotent."""
+        if not self._stop.is_set():
+            if self._thread is not None:
+                self._queue.put(_DONE)
+                self._thread.join()
+            self._stop.set()
+        return self._unreported()
 
     def close(self) -> None:
-        """Write what was put, stop the thread; raises a write's exception not raised yet.
-        Idempotent."""
-        if not self._stop.is_set():
-            self._queue.put(_DONE)
-            self._thread.join()
-            self._stop.set()
-        self._raise()
+        """:meth:`finish`, raising the write's exception not raised yet. Idempotent."""
+        if (error := self.finish()) is not None:
+            raise error
 
     def __enter__(self) -> Sink[T]:
         return self
 
-    def __exit__(self, *exc_info) -> None:
-        if exc_info[0] is None:
+    def __exit__(self, exc_type, *_) -> None:
+        if exc_type is None:
             self.close()
         else:  # an exception is on its way already: finish without raising another
-            self._reported = True
-            self.close()
+            self.finish()
 
 
 __all__ = ["Outcome", "Sink", "pipeline_threads", "pipelined", "prefetch", "sequential"]

@@ -170,32 +170,6 @@ class RecordsWriter:
         self._file.close()
 
 
-class _Inline:
-    """:class:`~ddfa.pipeline.throughput.Sink`'s interface, writing in the caller's thread."""
-
-    def __init__(self, write):
-        self._write = write
-        self.error: BaseException | None = None
-
-    def put(self, item) -> None:
-        self._write(item)
-
-    def close(self) -> None:
-        pass
-
-
-def _finish(*sinks) -> BaseException | None:
-    """Close ``sinks`` in order without raising; the first exception a write raised that was
-    not raised yet."""
-    first = None
-    for sink in sinks:
-        try:
-            sink.close()
-        except BaseException as exc:  # (reported by the caller)
-            first = first or exc
-    return first
-
-
 def read_records(path: str | os.PathLike) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, Any] | None]:
     """Read a records file: (header, frame records, summary or None if the run was killed)."""
     header: dict[str, Any] = {}
@@ -303,8 +277,8 @@ def process_video(
     # in a thread; tracking runs here (each frame from the last); drawing, then encoding and
     # the records, follow behind in a thread each (opts.sequential: all in turn, here)
     reader = None if opts.sequential else prefetch(src, depth=3, name="ddfa-video-decoder")
-    encoder: Sink | _Inline = _Inline(encode) if opts.sequential else Sink(encode, depth=2, name="ddfa-video-encoder")
-    drawer: Sink | _Inline = _Inline(draw) if opts.sequential else Sink(draw, depth=2, name="ddfa-video-drawer")
+    encoder = Sink(encode, depth=2, name="ddfa-video-encoder", threaded=not opts.sequential)
+    drawer = Sink(draw, depth=2, name="ddfa-video-drawer", threaded=not opts.sequential)
     start = _time.perf_counter()
     try:
         for result in tracker.track(src if reader is None else reader, fps=src.fps):
@@ -315,13 +289,15 @@ def process_video(
     except KeyboardInterrupt:
         summary.interrupted = True
     except (DdfaError, cv2.error, MemoryError, OSError, RuntimeError, ValueError) as exc:
-        _finish(drawer, encoder)  # the frames tracked before the failure are written first
+        drawer.finish()  # the frames tracked before the failure are written first
+        encoder.finish()
         if isinstance(exc, InputError) and summary.frames == 0 and src.frames_read == 0:
             raise
         where = summary.stopped_at()
         summary.problem = f"processing failed after {summary.frames} frame(s) ({where}): {type(exc).__name__}: {exc}"
     finally:
-        late = _finish(drawer, encoder)  # (after Ctrl-C: the frames already tracked)
+        # (after Ctrl-C: the frames already tracked); a write's exception not reported yet
+        late = next((error for error in [drawer.finish(), encoder.finish()] if error is not None), None)
         if late is not None and summary.problem is None:
             summary.problem = (f"writing failed after {summary.frames} frame(s) ({summary.stopped_at()}): "
                                f"{type(late).__name__}: {late}")
