@@ -65,7 +65,7 @@ def test_cli_renders_video_and_records(tmp_path, obama_path, assets_dir, capsys)
     assert summary["complete"] and summary["frames"] == 16 and summary["problem"] is None
     assert summary["tracks"] == [{"track_id": 1, "first_frame": 0, "last_frame": 15, "frames": 16,
                                   "end": "end of video"}]
-    # the landmarks are drawn (green dots) where the records put them, and the id label above
+    # the landmarks are drawn (green dots) where the records put them, and the id label below
     capture = cv2.VideoCapture(str(out))
     for _ in range(9):
         ok, frame = capture.read()
@@ -74,8 +74,8 @@ def test_cli_renders_video_and_records(tmp_path, obama_path, assets_dir, capsys)
     green = [frame[y, x, 1] > 150 and frame[y, x, 1] > frame[y, x, 2] + 50
              for x, y, _ in np.round(face["landmarks_68"]).astype(int)]
     assert np.mean(green) > 0.8
-    x1, y1 = int(face["box"][0]), int(face["box"][1])
-    label = frame[max(y1 - 12, 0):y1 - 4, x1 + 2:x1 + 10].reshape(-1, 3).astype(int)
+    x1, y2 = int(face["box"][0]), int(face["box"][3])
+    label = frame[y2 + 5:y2 + 13, x1 + 2:x1 + 10].reshape(-1, 3).astype(int)
     assert np.abs(label - (0, 200, 255)).sum(axis=1).min() < 60  # track 1's colour
 
 
@@ -190,6 +190,27 @@ def test_every_image_output_renders_on_video_frames(aligner, obama_tracks, obama
     for name in set(image_output_names()) - set(names):  # e.g. uv_tex, a texture atlas
         with pytest.raises(ddfa.InputError, match="not frame-sized"):
             video_output_names([name])
+
+
+def test_track_labels_leave_the_pose_text_readable(obama_tracks, obama_frames):
+    """A tracked face's ``#id`` label hides none of the ``pose`` overlay's yaw/pitch/roll text
+    (both were drawn above the face: the label covered the yaw value), and it is drawn."""
+    from ddfa.render.draw import draw_pose
+
+    _, results = obama_tracks
+    for index in (0, 3, 30):
+        result, frame = results[index], obama_frames[index]
+        text = np.any(draw_pose(frame, result.faces) != draw_pose(frame, result.faces, text=False), axis=2)
+        assert text.sum() > 100  # the text is drawn
+        result.image = frame
+        try:
+            without_ids, with_ids = render_frame(result, ["pose"], draw_ids=False), render_frame(result, ["pose"])
+        finally:
+            result.image = None
+        label = np.any(with_ids != without_ids, axis=2)
+        assert label.sum() > 100, index
+        near_text = cv2.dilate(text.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+        assert not (label & near_text).any(), index
 
 
 def test_h264_writer(tmp_path, obama_frames):

@@ -55,23 +55,29 @@ TRACK_COLORS = ((0, 200, 255), (255, 128, 0), (60, 220, 60), (200, 80, 255), (0,
 
 
 def draw_track_ids(image: np.ndarray, faces: Sequence[Any]) -> np.ndarray:
-    """Draw a small ``#id`` label above each face's box (in place; returns ``image``).
+    """Draw a small ``#id`` label under each face's box (in place; returns ``image``).
+
+    Under the box, at its left end: the space above a face is the ``pose`` overlay's (its
+    yaw/pitch/roll text, :func:`ddfa.render.draw.draw_pose`). Where the frame ends below the
+    box, the label moves up inside the box's bottom edge.
 
     Args:
         image: (H, W, 3) uint8 BGR frame.
         faces: faces with ``track_id`` and ``box`` (x1, y1, x2, y2) in pixels.
     """
     for face in faces:
-        x1, y1, x2, _ = (float(v) for v in face.box)
+        x1, _, x2, y2 = (float(v) for v in face.box)
         scale = float(np.clip((x2 - x1) / 220.0, 0.35, 1.5))
         thickness = max(1, int(round(2 * scale)))
         text = f"#{face.track_id}"
         (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+        height = th + base + 4  # the label's filled rectangle
         x = int(round(min(max(x1, 0), image.shape[1] - tw - 4)))
-        y = int(round(min(max(y1 - 4, th + 4), image.shape[0] - 2)))
+        top = int(round(min(max(y2 + 4, 0), image.shape[0] - height)))
         color = TRACK_COLORS[(face.track_id - 1) % len(TRACK_COLORS)]
-        cv2.rectangle(image, (x, y - th - 4), (x + tw + 4, y + base - 2), color, -1)
-        cv2.putText(image, text, (x + 2, y - 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness, cv2.LINE_AA)
+        cv2.rectangle(image, (x, top), (x + tw + 4, top + height - 1), color, -1)
+        cv2.putText(image, text, (x + 2, top + th + 2), cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), thickness,
+                    cv2.LINE_AA)
     return image
 
 
