@@ -135,8 +135,9 @@ def test_cached_model_and_patches_equal_a_fresh_build_and_are_rebuilt_when_tampe
     ddfa.clear_caches()
     again = landmark_patches(load_morphable_model(store))
     for got in (patches, again):
-        for field in ("members", "starts", "counts", "triangles"):
+        for field in ("members", "starts", "counts", "triangles", "corners"):
             np.testing.assert_array_equal(getattr(got, field), getattr(expected, field))
+        np.testing.assert_array_equal(got.corners, fresh["triangles"][got.triangles].T)  # a row per corner
 
     data = bytearray((entry / "arrays.bin").read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte in the basis

@@ -159,6 +159,24 @@ def test_numpy_depths_and_normals_equal_the_compiled_renderers(noneck_model):
                                    patches.average(vertex_normals(local, triangles)[:, 2]), atol=1e-5)
 
 
+def test_triangle_columns_are_kept_only_for_arrays_that_cannot_change(noneck_model):
+    """A model's (read-only) triangles are converted once per model; a writeable array, which
+    may change in place, is converted each time."""
+    from ddfa.render.visibility import triangle_columns
+
+    triangles = noneck_model.triangles
+    assert not triangles.flags.writeable
+    columns = triangle_columns(triangles)
+    assert columns.flags.c_contiguous and columns.dtype == np.intp and not columns.flags.writeable
+    np.testing.assert_array_equal(columns, triangles.T)
+    assert triangle_columns(triangles) is columns
+    mine = triangles.copy()
+    first = triangle_columns(mine)
+    mine[0] = mine[0, ::-1]
+    np.testing.assert_array_equal(triangle_columns(mine), mine.T)
+    assert not np.array_equal(first, mine.T)
+
+
 def test_numpy_and_compiled_paths_agree(noneck_model, monkeypatch):
     """One photo computes visibility in numpy, a folder run on numba's kernels once loaded
     (``ddfa align`` loads them for long runs): the same landmarks come out either way."""

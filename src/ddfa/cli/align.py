@@ -374,7 +374,7 @@ def align_for_output(aligner, image) -> list:
 
 
 #: runs of at least this many images load numba's visibility kernels (0.5-0.7 s, ~8 s the first
-#: time on a machine) to save ~13 ms per face; shorter runs compute visibility in numpy
+#: time on a machine) to save ~8 ms per face; shorter runs compute visibility in numpy
 KERNELS_FROM_IMAGES = 50
 
 

@@ -119,12 +119,14 @@ class Patches:
     int64 vertex ids, patch after patch; ``starts`` (P,) int64 offset of each patch in
     ``members``; ``counts`` (P,) int64 its size (every patch holds at least its own vertex);
     ``triangles`` (A,) int64 ids of the mesh's triangles with a corner in some patch (their
-    normals are the ones needed), or None (all)."""
+    normals are the ones needed), or None (all); ``corners`` (3, A) int64 those triangles'
+    vertex ids, a row per corner (kept: gathering them per face cost ~2 ms), or None."""
 
     members: np.ndarray
     starts: np.ndarray
     counts: np.ndarray
     triangles: np.ndarray | None = None
+    corners: np.ndarray | None = None
 
     def average(self, values: np.ndarray) -> np.ndarray:
         """(P,) float64 mean of per-vertex ``values`` (N,) over each patch."""
@@ -135,7 +137,7 @@ _PATCHES: weakref.WeakKeyDictionary[object, Patches] = weakref.WeakKeyDictionary
 
 
 #: version of :func:`vertex_patches` (bump when its output would change)
-PATCHES_RECIPE = 1
+PATCHES_RECIPE = 2
 
 
 def landmark_patches(model, radius: float = NORMAL_RADIUS) -> Patches:
@@ -171,7 +173,8 @@ def landmark_patches(model, radius: float = NORMAL_RADIUS) -> Patches:
 def vertex_patches(mean: np.ndarray, vertex_ids, radius: float, triangles=None) -> Patches:
     """For each of ``vertex_ids``, the vertices of ``mean`` (N, 3) within ``radius`` x its width
     (x extent) of it (one (P, N) distance matrix, a few ms for the 68 landmarks); with the
-    mesh's (T, 3) ``triangles``, also those that touch a patch (their normals are needed)."""
+    mesh's (T, 3) ``triangles``, also those that touch a patch (their normals are needed) and
+    their corners."""
     ids = np.asarray(vertex_ids, dtype=np.int64)
     reach = radius * float(np.ptp(mean[:, 0]))
     centred = mean - mean.mean(axis=0)
@@ -180,13 +183,14 @@ def vertex_patches(mean: np.ndarray, vertex_ids, radius: float, triangles=None) 
     rows, members = np.nonzero(squared <= reach * reach)  # row-major: patch after patch, ids ascending
     counts = np.bincount(rows, minlength=len(ids)).astype(np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    touching = None
+    touching = corners = None
     if triangles is not None:
         in_patch = np.zeros(len(mean), dtype=bool)
         in_patch[members] = True
         tris = np.asarray(triangles, dtype=np.intp)
         touching = np.flatnonzero(in_patch[tris[:, 0]] | in_patch[tris[:, 1]] | in_patch[tris[:, 2]]).astype(np.int64)
-    return Patches(members.astype(np.int64), starts, counts, touching)
+        corners = np.ascontiguousarray(tris[touching].T, dtype=np.int64)
+    return Patches(members.astype(np.int64), starts, counts, touching, corners)
 
 
 #: a pixel centre on a triangle's edge is inside within this many barycentric units (as
@@ -200,10 +204,13 @@ def vertex_normal_z(local: np.ndarray, triangles: np.ndarray, patches: Patches |
     :func:`ddfa.render.dense.vertex_normals` in the image frame) of the patches' vertices (or of
     ``vertex_ids`` without patches), averaged per patch: (P,) float64."""
     verts = np.asarray(local, dtype=np.float32)
-    tris = np.asarray(triangles, dtype=np.int64)
-    if patches is not None and patches.triangles is not None:
-        tris = np.take(tris, patches.triangles, axis=0)
-    corners = tris.T.ravel()  # corner a of every triangle, then b, then c (contiguous)
+    if patches is not None and patches.corners is not None:
+        corners = patches.corners.ravel()  # corner a of every triangle, then b, then c (contiguous)
+    else:
+        tris = np.asarray(triangles, dtype=np.int64)
+        if patches is not None and patches.triangles is not None:
+            tris = np.take(tris, patches.triangles, axis=0)
+        corners = tris.T.ravel()
     # (np.take of whole rows: ~4x faster than fancy indexing them)
     a, b, c = (np.take(verts, ids, axis=0) for ids in corners.reshape(3, -1))
     (ux, uy, uz), (vx, vy, vz) = (b - a).T, (c - a).T
@@ -215,6 +222,30 @@ def vertex_normal_z(local: np.ndarray, triangles: np.ndarray, patches: Patches |
     normal_z = np.divide(summed[:, 2], length, out=np.zeros(len(verts), np.float32), where=length > 0)
     normal_z = normal_z.astype(np.float64)
     return normal_z[np.asarray(vertex_ids, dtype=np.int64)] if patches is None else patches.average(normal_z)
+
+
+_COLUMNS: dict[int, tuple[weakref.ref, np.ndarray]] = {}
+
+
+def triangle_columns(triangles) -> np.ndarray:
+    """(3, T) contiguous intp vertex ids of (T, 3) ``triangles``, a row per corner. For a
+    read-only array (a model's triangles) kept while that array lives: converted once, not for
+    every face (~1.5 ms)."""
+    key = id(triangles)
+    kept = _COLUMNS.get(key)
+    if kept is not None and kept[0]() is triangles:
+        return kept[1]
+    columns = np.ascontiguousarray(np.asarray(triangles).T, dtype=np.intp)
+    if not isinstance(triangles, np.ndarray) or triangles.flags.writeable:  # (it could change)
+        return columns
+
+    def forget(_: weakref.ref) -> None:
+        _COLUMNS.pop(key, None)
+
+    ref = weakref.ref(triangles, forget)
+    columns.flags.writeable = False  # (shared)
+    _COLUMNS[key] = (ref, columns)
+    return columns
 
 
 def depth_at(local: np.ndarray, triangles: np.ndarray, rows: np.ndarray, cols: np.ndarray, size: int
@@ -241,7 +272,7 @@ def depth_at(local: np.ndarray, triangles: np.ndarray, rows: np.ndarray, cols: n
     # (contiguous intp columns: these gathers over every triangle are most of the cost)
     ceil_x, floor_x = np.ceil(local32[:, 0]).astype(np.int32), np.floor(local32[:, 0]).astype(np.int32)
     ceil_y, floor_y = np.ceil(local32[:, 1]).astype(np.int32), np.floor(local32[:, 1]).astype(np.int32)
-    ta, tb, tc = np.ascontiguousarray(np.asarray(triangles).T, dtype=np.intp)
+    ta, tb, tc = triangle_columns(triangles)
     # the box of pixel centres of each triangle, clipped to the raster
     x0 = np.maximum(np.minimum(np.minimum(ceil_x[ta], ceil_x[tb]), ceil_x[tc]), 0)
     x1 = np.minimum(np.maximum(np.maximum(floor_x[ta], floor_x[tb]), floor_x[tc]), size - 1)
@@ -339,7 +370,7 @@ _KERNELS_READY = threading.Event()
 
 def compiled_kernels_loaded() -> bool:
     """Whether the visibility test runs on the renderer's numba kernels (about 7 ms per face)
-    rather than in numpy (about 20 ms, nothing to load): once :func:`load_compiled_kernels` has
+    rather than in numpy (about twice that, nothing to load): once :func:`load_compiled_kernels` has
     finished, or where the renderer is in use anyway (its modules imported, e.g. for dense
     outputs). Both give the same depths and normals (tested)."""
     return _KERNELS_READY.is_set() or ("ddfa.render.raster" in sys.modules and "ddfa.render.dense" in sys.modules)
