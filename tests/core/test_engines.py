@@ -72,7 +72,7 @@ def test_openvino_compiles_once_per_shape_and_honours_threads(assets_dir, exampl
         yunet.detect(cv2.resize(image, (1280, 720)))
         yunet.detect(cv2.resize(image, (720, 1280)))
     assert [key[0] for key in yunet.runner.compiled_shapes] == [(1, 384, 640, 3), (1, 640, 384, 3)]
-    compiled = next(iter(yunet.runner._compiled.values()))[0]
+    compiled = next(iter(yunet.runner._compiled.values())).compiled
     assert int(compiled.get_property("INFERENCE_NUM_THREADS")) == 1
     # FaceBoxes' input is the photo (or its fit into 720 x 1080): one side of any length, so
     # every size runs on one dynamic-shape model (in f32, within 0.05 px of onnxruntime)
@@ -128,10 +128,50 @@ def test_prepared_detector_has_the_shapes_detect_runs(assets_dir, example_images
     while len(runner.compiled_shapes) < len(shapes):  # ready in the background
         assert time.monotonic() < deadline, runner.compiled_shapes
         time.sleep(0.01)
-    assert [key[0] for key in runner.compiled_shapes] == shapes
+    assert sorted(key[0] for key in runner.compiled_shapes) == sorted(shapes)  # (each ready in its own thread)
     got = prepared.detector.detect(image)
-    assert [key[0] for key in runner.compiled_shapes] == shapes  # nothing compiled on the way
+    assert sorted(key[0] for key in runner.compiled_shapes) == sorted(shapes)  # nothing compiled on the way
     np.testing.assert_array_equal(got.boxes, expected.boxes)
+
+
+def test_openvino_prepares_models_side_by_side_and_each_once(assets_dir, monkeypatch):
+    """Each shape's model is prepared in its own thread: a call waits only for the model it runs
+    on (not for another shape still being imported), and a shape wanted by several threads at
+    once is imported or compiled once."""
+    import threading
+
+    from ddfa.nets.openvino_backend import OpenVinoRunner
+
+    small, tiles = (1, 288, 640, 3), (2, 352, 640, 3)  # trump_hillary.jpg's two passes
+    held, loads, original = threading.Event(), [], OpenVinoRunner._load
+
+    def load(self, key, shape, resize_to):
+        loads.append(key)
+        if shape == tiles:
+            assert held.wait(60)
+        return original(self, key, shape, resize_to)
+
+    monkeypatch.setattr(OpenVinoRunner, "_load", load)
+    detector = ddfa.create_detector("yunet", base_options=ddfa.BaseOptions(assets=assets_dir, backend="openvino"))
+    runner = detector.runner
+    runner.compile_in_background(small, tiles)
+    frame = np.zeros(small, np.uint8)
+    first = runner(frame)  # runs while the tiles' model is held back
+    assert [key[0] for key in runner.compiled_shapes] == [small]
+    results: list = []
+    callers = [threading.Thread(target=lambda: results.append(runner(np.zeros(tiles, np.uint8)))) for _ in range(3)]
+    for caller in callers:
+        caller.start()
+    held.set()
+    for caller in callers:
+        caller.join(60)
+    assert len(results) == 3 and sorted(key[0] for key in runner.compiled_shapes) == sorted([small, tiles])
+    assert sorted(key[0] for key in loads) == sorted([small, tiles])  # each once
+    for got in results[1:]:
+        for a, b in zip(got, results[0]):
+            np.testing.assert_array_equal(a, b)
+    for a, b in zip(runner(frame), first):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_converted_cache_is_keyed_verified_and_rebuilt_when_tampered(tmp_path, monkeypatch, assets_dir,

@@ -16,7 +16,9 @@ The ONNX graphs of :mod:`ddfa.nets.onnx_backend` are read by OpenVINO's own ONNX
   arbitrary (FaceBoxes, whose every input has one side of any length, runs all on the
   dynamic model). Compiling a shape takes 0.2-0.3 s (importing its blob 0.08-0.1 s) and saves
   ~15% per call; a new shape on the dynamic model costs 7-40 ms once. Which model runs an
-  input depends on its shape only, so a photo's results never depend on what ran before;
+  input depends on its shape only, so a photo's results never depend on what ran before.
+  Models are prepared side by side, a thread each (:meth:`OpenVinoRunner.compile_in_background`),
+  and a call waits only for its own;
 * **no busy-waiting**: OpenVINO's CPU threads sleep when idle (checked by a test), one stream,
   latency mode, ``threads`` honoured (``INFERENCE_NUM_THREADS``);
 * **compiled blobs on disk**: each compiled network is exported to the converted model's cache
@@ -36,7 +38,7 @@ import tempfile
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -87,9 +89,28 @@ def _cpu_identity() -> str:
         return platform.processor() or platform.machine()
 
 
+_CORE_LOCK = threading.Lock()
+
+
 @functools.cache
-def _core():
+def _core_unlocked():
     return import_openvino().Core()
+
+
+def _core():
+    """The process's one OpenVINO ``Core`` (models are prepared in several threads at once)."""
+    with _CORE_LOCK:
+        return _core_unlocked()
+
+
+@dataclass(frozen=True)
+class _Compiled:
+    """One compiled model, its infer request (one call at a time: ``lock``) and output count."""
+
+    compiled: Any
+    request: Any
+    count: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 @dataclass(frozen=True)
@@ -137,8 +158,10 @@ class OpenVinoRunner:
         self.static_from_side = static_from_side
         self.max_shapes = max(max_shapes, static_batches + 1)
         self._blob_root = Path(blob_dir) if blob_dir is not None else None
-        self._compiled: OrderedDict[Any, Any] = OrderedDict()
-        self._lock = threading.Lock()
+        self._compiled: OrderedDict[Any, _Compiled] = OrderedDict()
+        self._preparing: dict[Any, threading.Event] = {}  # keys a thread is importing or compiling
+        self._lock = threading.Lock()  # guards the two dicts (held briefly: never while preparing)
+        self._read_lock = threading.Lock()
         hint = "f32" if precision in ("f32", "int8") else "bf16"
         self._config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": hint,
@@ -155,16 +178,17 @@ class OpenVinoRunner:
     def _model(self):
         """The network as read from its ONNX graph (read on first need: a start-up whose compiled
         networks are all in the cache reads no graph)."""
-        if self._read is None:
-            core, model = _core(), self._source
-            if isinstance(model, bytes):  # OpenVINO reads ONNX from files: a private temporary copy
-                with tempfile.TemporaryDirectory() as tmp:
-                    path = Path(tmp) / "model.onnx"
-                    path.write_bytes(model)
-                    self._read = core.read_model(str(path))
-            else:
-                self._read = core.read_model(str(model))
-        return self._read
+        with self._read_lock:
+            if self._read is None:
+                core, model = _core(), self._source
+                if isinstance(model, bytes):  # OpenVINO reads ONNX from files: a private temporary copy
+                    with tempfile.TemporaryDirectory() as tmp:
+                        path = Path(tmp) / "model.onnx"
+                        path.write_bytes(model)
+                        self._read = core.read_model(str(path))
+                else:
+                    self._read = core.read_model(str(model))
+            return self._read
 
     # ------------------------------------------------------------------ compiling
     def _prepared(self, shape: Sequence[int] | None, resize_to: tuple[int, int] | None):
@@ -208,12 +232,42 @@ class OpenVinoRunner:
         recipe = repr((key, self.uint8_input, sorted(self._config.items()), self._ov.get_version(), _cpu_identity()))
         return f"{self.precision}-t{self.threads or 0}-{name}-{hashlib.sha256(recipe.encode()).hexdigest()[:12]}"
 
-    def _request(self, shape: tuple[int, ...], resize_to: tuple[int, int] | None):
-        key = "dynamic" if self._dynamic_for(shape) and resize_to is None else (shape, resize_to)
-        entry = self._compiled.get(key)
-        if entry is not None:
-            self._compiled.move_to_end(key)
-            return entry
+    def _key(self, shape: tuple[int, ...], resize_to: tuple[int, int] | None):
+        """Which compiled model runs an input of ``shape``: ``"dynamic"`` or ``(shape, resize_to)``."""
+        return "dynamic" if self._dynamic_for(shape) and resize_to is None else (shape, resize_to)
+
+    def _request(self, shape: tuple[int, ...], resize_to: tuple[int, int] | None) -> _Compiled:
+        """The compiled model for inputs of ``shape``: held, being prepared by another thread
+        (waited for), or imported or compiled now. Different shapes are prepared at the same
+        time in different threads (an import keeps one core busy for 0.05-0.15 s)."""
+        key = self._key(shape, resize_to)
+        while True:
+            with self._lock:
+                entry = self._compiled.get(key)
+                if entry is not None:
+                    self._compiled.move_to_end(key)
+                    return entry
+                other = self._preparing.get(key)
+                if other is None:
+                    done = self._preparing[key] = threading.Event()
+            if other is not None:
+                other.wait()  # then held, or that thread failed: try here, where it can be seen
+                continue
+            try:
+                compiled = self._load(key, shape, resize_to)
+                entry = _Compiled(compiled, compiled.create_infer_request(), len(compiled.outputs))
+                with self._lock:
+                    self._compiled[key] = entry
+                    while len(self._compiled) > self.max_shapes:
+                        self._compiled.popitem(last=False)
+                return entry
+            finally:
+                with self._lock:
+                    del self._preparing[key]
+                done.set()
+
+    def _load(self, key, shape: tuple[int, ...], resize_to: tuple[int, int] | None):
+        """Import the compiled model of ``key`` from its blob, or compile (and export) it."""
         if self._blob_root is None:
             compiled = self._compile(shape if key != "dynamic" else None, resize_to)
         else:  # one folder per compiled variant, its blob checked before import
@@ -227,11 +281,7 @@ class OpenVinoRunner:
                         exported = compiled.export_model()  # bytes, or a BytesIO in some OpenVINO versions
                         blobs.write(BLOB, exported.getvalue() if hasattr(exported, "getvalue") else bytes(exported))
                         blobs.write(NAMES, json.dumps(self._names).encode())
-        entry = (compiled, compiled.create_infer_request(), len(compiled.outputs))
-        self._compiled[key] = entry
-        while len(self._compiled) > self.max_shapes:
-            self._compiled.popitem(last=False)
-        return entry
+        return compiled
 
     def _import(self, blobs: BlobDir):
         """The compiled model in ``blobs`` (checked first), or None when absent or unreadable
@@ -265,39 +315,41 @@ class OpenVinoRunner:
 
     def compile_in_background(self, *shapes: tuple[int, ...]) -> None:
         """Start compiling (or importing from the cache) the models for inputs of these shapes
-        (none, or ``()``: the dynamic-shape one) in a thread (OpenVINO releases the GIL
-        meanwhile), so that start-up work goes on; the first call waits for them. Importing a
-        cached blob still takes 0.05-0.15 s per network (the plugin generates its kernels); a
-        shape that the dynamic-shape model runs is also run once on zeros, since its first call
-        at a new shape prepares that shape (7-40 ms)."""
+        (none, or ``()``: the dynamic-shape one), a thread per compiled model (OpenVINO releases
+        the GIL meanwhile), so that start-up work goes on; a call waits only for the model it
+        runs on. Importing a cached blob still takes 0.05-0.15 s per network (the plugin
+        generates its kernels); a shape that the dynamic-shape model runs is also run once on
+        zeros, since its first call at a new shape prepares that shape (7-40 ms)."""
         wanted = [tuple(shape) for shape in shapes] or [()]
-        wanted = [shape for shape in wanted if shape or self.dynamic]
-        if not wanted:
-            return
+        by_model: dict[Any, list[tuple[int, ...]]] = {}
+        for shape in wanted:
+            if shape or self.dynamic:
+                by_model.setdefault(self._key(shape, None), []).append(shape)
 
-        def work() -> None:
-            with self._lock:
-                for shape in wanted:
-                    try:
-                        _, request, _ = self._request(shape, None)
-                        if shape and self._dynamic_for(shape):
-                            request.infer({0: np.zeros(shape, np.uint8 if self.takes_uint8 else np.float32)})
-                    except Exception:  # the first call compiles again and raises where it can be seen
-                        pass
+        def work(shapes: list[tuple[int, ...]]) -> None:
+            try:
+                entry = self._request(shapes[0], None)
+                for shape in shapes:
+                    if shape and self._dynamic_for(shape):
+                        with entry.lock:
+                            entry.request.infer({0: np.zeros(shape, np.uint8 if self.takes_uint8 else np.float32)})
+            except Exception:  # the first call compiles again and raises where it can be seen
+                pass
 
-        # not a daemon: the interpreter waits for it at exit (killing a thread inside OpenVINO's
+        # not daemons: the interpreter waits for them at exit (killing a thread inside OpenVINO's
         # compiler aborts the process: "terminate called without an active exception")
-        threading.Thread(target=work, name="ddfa-openvino-compile", daemon=False).start()
+        for shapes_of_model in by_model.values():
+            threading.Thread(target=work, args=(shapes_of_model,), name="ddfa-openvino-compile", daemon=False).start()
 
     # ------------------------------------------------------------------ running
     def __call__(self, x: np.ndarray, resize_to: tuple[int, int] | None = None) -> list[np.ndarray]:
         """Run on one input: (N, H, W, 3) uint8 with ``uint8_input``, else the network's
         float32 tensor. ``resize_to=(h, w)``: resize the uint8 input to h x w in the graph."""
         x = np.ascontiguousarray(x)
-        with self._lock:
-            _, request, count = self._request(tuple(x.shape), resize_to)
-            result = request.infer({0: x}, share_inputs=True)
-            return [np.asarray(result[i]) for i in range(count)]
+        entry = self._request(tuple(x.shape), resize_to)
+        with entry.lock:
+            result = entry.request.infer({0: x}, share_inputs=True)
+            return [np.asarray(result[i]) for i in range(entry.count)]
 
     @property
     def output_names(self) -> list[str]:
