@@ -360,8 +360,10 @@ class OpenVinoRunner:
 
     @property
     def compiled_shapes(self) -> list:
-        """Keys of the compiled models held (input shape and resize target, or ``"dynamic"``)."""
-        return list(self._compiled)
+        """Keys of the compiled models held (input shape and resize target, or ``"dynamic"``), least
+        recently used first."""
+        with self._lock:
+            return list(self._compiled)
 
 
 __all__ = ["InputConversion", "OpenVinoRunner", "import_openvino"]
