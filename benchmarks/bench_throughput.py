@@ -30,7 +30,7 @@ from ddfa.cli.main import blas_on_one_thread
 blas_on_one_thread(["align"])
 
 import ddfa  # noqa: E402
-from ddfa.cli.align import align_for_output  # noqa: E402
+from ddfa.cli.align import prepare_for_output  # noqa: E402
 from ddfa.io.image import read_image  # noqa: E402
 from ddfa.io.results import image_result, write_json  # noqa: E402
 from ddfa.pipeline.throughput import pipeline_threads, pipelined, sequential  # noqa: E402
@@ -44,7 +44,8 @@ def run(mode, aligner, photos: list[Path], outputs: list[str], out_dir: Path) ->
 
     start = time.perf_counter()
     stages: dict[str, list[float]] = {"decode": [], "process": [], "write": []}
-    for out in mode(photos, read_image, lambda path, image: align_for_output(aligner, image), write):
+    for out in mode(photos, read_image, lambda path, image: aligner(image), write,
+                    share=lambda path, image, faces: prepare_for_output(faces)):
         if out.error is not None:
             raise out.error
         for stage, seconds in out.seconds.items():

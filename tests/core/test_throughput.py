@@ -57,6 +57,58 @@ def test_sequential_has_the_same_contract():
     assert [(o.item, o.result, type(o.error)) for o in seq] == [(o.item, o.result, type(o.error)) for o in pipe]
 
 
+def test_shared_work_goes_to_the_stage_that_is_less_busy():
+    """``share`` runs once per item: in the writer's thread while the writer keeps up, in the
+    processing thread while results wait for the writer; its failure fails the item (in both
+    modes), which is then not written."""
+    calls: list = []
+
+    def share(item, data, result):
+        calls.append((item, threading.current_thread().name))
+        if item == "bad":
+            raise RuntimeError("visibility failed")
+
+    # the writer keeps up: each item is processed once the one before it is written
+    written = {i: threading.Event() for i in range(-1, 4)}
+    written[-1].set()
+
+    def process(item, data):
+        assert written[item - 1].wait(10)
+        return item
+
+    def write(item, data, result):
+        written[item].set()
+
+    outcomes = list(pipelined(range(4), lambda i: i, process, write, share=share))
+    assert [o.error for o in outcomes] == [None] * 4
+    assert calls == [(i, "ddfa-writer") for i in range(4)]
+
+    # the writer is behind: it writes item 0 only once the processing thread has shared item 2
+    calls.clear()
+    shared_two = threading.Event()
+
+    def slow_write(item, data, result):
+        if item == 0:
+            assert shared_two.wait(10), "item 2 was not shared by the processing thread"
+
+    def share_and_signal(item, data, result):
+        share(item, data, result)
+        if item == 2:
+            shared_two.set()
+
+    outcomes = list(pipelined(range(5), lambda i: i, lambda i, d: i, slow_write, share=share_and_signal, depth=3))
+    assert [o.error for o in outcomes] == [None] * 5
+    where = dict(calls)
+    assert len(calls) == 5 and where[0] == "ddfa-writer" and where[2] == "ddfa-processor"
+
+    # a failing share fails its item, which is not written, in both modes
+    for mode in (sequential, pipelined):
+        done: list = []
+        outcomes = list(mode([0, "bad", 2], lambda i: i, lambda i, d: d, lambda i, d, r, done=done: done.append(i),
+                             share=share))
+        assert isinstance(outcomes[1].error, RuntimeError) and done == [0, 2], mode
+
+
 def test_closing_early_stops_the_threads():
     def slow_items():
         yield from range(1000)

@@ -362,15 +362,15 @@ def _header_size(path) -> tuple[int, int] | None:
     return header.height, header.width
 
 
-def align_for_output(aligner, image) -> list:
-    """The faces of one image with what their JSON needs computed: the landmarks' visibility
-    (from the dense mesh) belongs to the network's stage, not the writer's, so that in
-    throughput mode the two threads share the work (the writer also encodes the overlays)."""
-    faces = aligner(image)
+def prepare_for_output(faces) -> None:
+    """Compute what the faces' JSON needs beyond the aligner's results, cached on each face: the
+    landmarks' visibility (from the dense mesh; 10-20 ms a face). In throughput mode either the
+    network's stage or the writer's does it, whichever is less busy (``share`` of
+    :func:`ddfa.pipeline.throughput.pipelined`): with JSON only the writer has time, with overlays
+    to encode it is the slower one."""
     for face in faces:
         if face.model is not None:  # (as Face.to_dict)
             face.landmarks_visible  # noqa: B018  (computed now, cached on the face)
-    return faces
 
 
 #: runs of at least this many images load numba's visibility kernels (0.5-0.7 s, ~8 s the first
@@ -398,7 +398,10 @@ def _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, 
         return _read_one(job[0], aligner)
 
     def process(job, read_data):
-        return align_for_output(aligner, read_data[0].image)
+        return aligner(read_data[0].image)
+
+    def share(job, read_data, faces):
+        prepare_for_output(faces)
 
     def write(job, read_data, faces):
         path, key = job
@@ -407,7 +410,7 @@ def _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, 
                    args.overwrite)
 
     try:
-        with closing(stages(todo, read, process, write)) as outcomes:
+        with closing(stages(todo, read, process, write, share=share)) as outcomes:
             for out in outcomes:
                 path, key = out.item
                 totals.times[path] = sum(out.seconds.values())

@@ -6,7 +6,9 @@ bounded queues, so while the networks work on image *i*, image *i+1* is being de
 results of image *i-1* written: a folder runs at the speed of its slowest stage. JPEG/PNG
 decoding and encoding (OpenCV) and inference (onnxruntime, OpenVINO, torch) release Python's
 GIL, so the threads really overlap. Results come back in input order, each with its error if a
-stage failed (the other images go on), and with the seconds each stage took.
+stage failed (the other images go on), and with the seconds each stage took. Work that either
+of the two later stages can do (``share``: ``ddfa align``'s landmark visibility) goes to the one
+that is less busy, item by item, so that neither alone sets the pace.
 
     >>> for out in pipelined(paths, read_image, aligner, write):
     ...     print(out.item, out.error or len(out.result))
@@ -59,6 +61,7 @@ def pipeline_threads() -> int:
 
 
 def _timed(outcome: Outcome, stage: str, fn: Callable, *args) -> Any:
+    """``fn(*args)``, its seconds added to ``stage``'s and its exception recorded on the item."""
     start = time.perf_counter()
     try:
         return fn(*args)
@@ -66,24 +69,34 @@ def _timed(outcome: Outcome, stage: str, fn: Callable, *args) -> Any:
         outcome.error = exc
         return None
     finally:
-        outcome.seconds[stage] = time.perf_counter() - start
+        outcome.seconds[stage] = outcome.seconds.get(stage, 0.0) + time.perf_counter() - start
+
+
+#: ``share(item, data, result)``: work on an item's result that the processing or the writing
+#: stage may do (see :func:`pipelined`)
+Share = Callable[[Any, Any, Any], None]
 
 
 def sequential(items: Iterable[T], decode: Callable[[T], Any], process: Callable[[T, Any], Any],
-               write: Callable[[T, Any, Any], None]) -> Generator[Outcome[T], None, None]:
-    """The same contract as :func:`pipelined`, one stage after the other (the baseline)."""
+               write: Callable[[T, Any, Any], None], *, share: Share | None = None
+               ) -> Generator[Outcome[T], None, None]:
+    """The same contract as :func:`pipelined`, one stage after the other (the baseline;
+    ``share`` is timed as part of ``process``)."""
     for index, item in enumerate(items):
         out: Outcome[T] = Outcome(index, item)
         out.data = _timed(out, "decode", decode, item)
         if out.error is None:
             out.result = _timed(out, "process", process, item, out.data)
+        if out.error is None and share is not None:
+            _timed(out, "process", share, item, out.data, out.result)
         if out.error is None:
             _timed(out, "write", write, item, out.data, out.result)
         yield out
 
 
 def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[[T, Any], Any],
-              write: Callable[[T, Any, Any], None], *, depth: int = 3) -> Generator[Outcome[T], None, None]:
+              write: Callable[[T, Any, Any], None], *, share: Share | None = None,
+              depth: int = 3) -> Generator[Outcome[T], None, None]:
     """Run ``decode(item)``, ``process(item, data)`` and ``write(item, data, result)`` for every
     item, the three stages in their own threads; yield the outcomes in input order.
 
@@ -92,6 +105,11 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
         decode: stage 1, e.g. reading the image.
         process: stage 2, e.g. the aligner (one call at a time: the engine gets the cores).
         write: stage 3, e.g. JSON and overlays.
+        share: optional ``share(item, data, result)``, work on the result that stage 2 or
+            stage 3 may do (safe in either thread; its exception fails the item like theirs):
+            the processing thread does it while the writer has results waiting (writing is
+            then the slower stage), else it is left to the writer, which does it before
+            ``write``. Its seconds count in the stage that ran it.
         depth: items waiting between two stages (bounds the memory held: about ``2 * depth``
             decoded images).
 
@@ -112,16 +130,25 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
                 return
         _put(decoded, _DONE, stop)
 
+    shared: set[int] = set()  # items whose ``share`` the processing thread did
+
     def processor():
         while (out := _get(decoded, stop)) is not _DONE:
             if out.error is None:
                 out.result = _timed(out, "process", process, out.item, out.data)
+            if out.error is None and share is not None and processed.qsize() > 0:  # the writer is behind
+                _timed(out, "process", share, out.item, out.data, out.result)
+                shared.add(out.index)
             if not _put(processed, out, stop):
                 return
         _put(processed, _DONE, stop)
 
     def writer():
         while (out := _get(processed, stop)) is not _DONE:
+            if out.index in shared:
+                shared.discard(out.index)
+            elif out.error is None and share is not None:
+                _timed(out, "write", share, out.item, out.data, out.result)
             if out.error is None:
                 _timed(out, "write", write, out.item, out.data, out.result)
             finished.put(out)
