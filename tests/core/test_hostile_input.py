@@ -180,6 +180,21 @@ def test_json_never_holds_bare_nan_and_gets_the_usual_mode(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["r.json"]  # no temporary file left
 
 
+def test_json_text_is_the_same_whether_values_need_converting_or_not(tmp_path):
+    """Plain finite values go to json's encoder as they are, others are converted first: the
+    same text either way (a face record as lists, the same values as numpy)."""
+    from ddfa.io.results import dumps, json_ready
+
+    plain = {"box": [1.5, 2.25, 30.0, 40.0], "landmarks_68": [[1.0, 2.0, -3.5]] * 68, "pose": {"yaw": 12.5},
+             "landmarks_visible": [True] * 68, "track_id": 3, "note": "ok"}
+    as_numpy = {**plain, "box": np.array(plain["box"], np.float64), "landmarks_68": np.array(plain["landmarks_68"]),
+                "landmarks_visible": np.ones(68, bool), "track_id": np.int64(3), "path": tmp_path}
+    for kwargs in ({}, {"indent": 1}, {"separators": (",", ":")}):
+        assert dumps(plain, **kwargs) == json.dumps(json_ready(plain), **kwargs)
+        expected = json.dumps({**plain, "path": str(tmp_path)}, **kwargs)
+        assert dumps(as_numpy, **kwargs) == expected
+
+
 # ---------------------------------------------------------------------- the restricted unpickler
 _ARRAYS = {"f32": np.arange(12, dtype=np.float32).reshape(3, 4), "fortran": np.asfortranarray(np.ones((2, 3))),
            "i8": np.array([-1, 2], np.int64), "bool": np.array([True, False]), "text": np.array(["ab", "c"]),

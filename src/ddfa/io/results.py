@@ -108,8 +108,16 @@ def json_ready(data: Any) -> Any:
 
 
 def dumps(data: Any, **kwargs: Any) -> str:
-    """Serialise ``data`` as strict JSON: non-finite numbers become ``null`` (see :func:`json_ready`)."""
-    return json.dumps(json_ready(data), allow_nan=False, **kwargs)
+    """Serialise ``data`` as strict JSON: non-finite numbers become ``null`` (see :func:`json_ready`).
+
+    Plain Python values, all finite (what ``to_dict`` methods give), go to the json module's
+    encoder as they are; only data it refuses (a NaN or infinity, numpy values, paths) is made
+    JSON-ready first, a walk over every value that took ~1.5 ms for a face's record.
+    """
+    try:
+        return json.dumps(data, allow_nan=False, **kwargs)
+    except (ValueError, TypeError):
+        return json.dumps(json_ready(data), allow_nan=False, **kwargs)
 
 
 def write_json(path: str | os.PathLike, data: Any) -> Path:
