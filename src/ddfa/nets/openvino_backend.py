@@ -161,7 +161,7 @@ class OpenVinoRunner:
         self._compiled: OrderedDict[Any, _Compiled] = OrderedDict()
         self._preparing: dict[Any, threading.Event] = {}  # keys a thread is importing or compiling
         self._lock = threading.Lock()  # guards the two dicts (held briefly: never while preparing)
-        self._read_lock = threading.Lock()
+        self._read_lock = threading.RLock()  # the graph as read, and its clones (one thread at a time)
         hint = "f32" if precision in ("f32", "int8") else "bf16"
         self._config: dict[str, Any] = {
             "INFERENCE_PRECISION_HINT": hint,
@@ -194,7 +194,8 @@ class OpenVinoRunner:
     def _prepared(self, shape: Sequence[int] | None, resize_to: tuple[int, int] | None):
         """The model with a fixed input ``shape`` (None: as exported) and the input conversion."""
         ov = self._ov
-        model = self._model.clone()
+        with self._read_lock:
+            model = self._model.clone()
         conv = self.uint8_input
         if shape is not None:
             if conv is not None:  # shape is the uint8 NHWC tensor's; the network's is NCHW
@@ -299,7 +300,8 @@ class OpenVinoRunner:
     def _compile(self, shape: tuple[int, ...] | None, resize_to: tuple[int, int] | None):
         """Compile the graph for input ``shape`` (None: dynamic)."""
         compiled = _core().compile_model(self._prepared(shape, resize_to), "CPU", dict(self._config))
-        self._names = [output.get_any_name() for output in self._model.outputs]
+        with self._read_lock:
+            self._names = [output.get_any_name() for output in self._model.outputs]
         return compiled
 
     def _dynamic_for(self, shape: tuple[int, ...]) -> bool:
@@ -355,7 +357,8 @@ class OpenVinoRunner:
     def output_names(self) -> list[str]:
         """Names of the network's outputs, in the order :meth:`__call__` returns them."""
         if self._names is None:
-            self._names = [output.get_any_name() for output in self._model.outputs]
+            with self._read_lock:
+                self._names = [output.get_any_name() for output in self._model.outputs]
         return list(self._names)
 
     @property
