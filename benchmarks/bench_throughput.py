@@ -30,7 +30,7 @@ from ddfa.cli.main import blas_on_one_thread
 blas_on_one_thread(["align"])
 
 import ddfa  # noqa: E402
-from ddfa.cli.align import prepare_for_output  # noqa: E402
+from ddfa.cli.align import encode_for_output  # noqa: E402
 from ddfa.io.image import read_image  # noqa: E402
 from ddfa.io.results import image_result, write_json  # noqa: E402
 from ddfa.pipeline.throughput import pipeline_threads, pipelined, sequential  # noqa: E402
@@ -38,14 +38,18 @@ from ddfa.render.outputs import check_output_names, write_outputs  # noqa: E402
 
 
 def run(mode, aligner, photos: list[Path], outputs: list[str], out_dir: Path) -> tuple[float, dict]:
+    encoded: dict[Path, dict[str, bytes]] = {}  # as ddfa align: the work either later stage may do
+
+    def share(path: Path, image, faces) -> None:
+        encoded[path] = encode_for_output(outputs, image, faces)
+
     def write(path: Path, image, faces) -> None:
         write_json(out_dir / f"{path.stem}.json", image_result(str(path), image.shape, faces, "mb05"))
-        write_outputs(outputs, image, faces, out_dir, path.stem)
+        write_outputs(outputs, image, faces, out_dir, path.stem, encoded=encoded.pop(path, None))
 
     start = time.perf_counter()
     stages: dict[str, list[float]] = {"decode": [], "process": [], "write": []}
-    for out in mode(photos, read_image, lambda path, image: aligner(image), write,
-                    share=lambda path, image, faces: prepare_for_output(faces)):
+    for out in mode(photos, read_image, lambda path, image: aligner(image), write, share=share):
         if out.error is not None:
             raise out.error
         for stage, seconds in out.seconds.items():

@@ -109,6 +109,22 @@ def test_shared_work_goes_to_the_stage_that_is_less_busy():
         assert isinstance(outcomes[1].error, RuntimeError) and done == [0, 2], mode
 
 
+def test_shared_work_is_split_to_even_out_the_two_threads():
+    """Once the seconds of processing, writing and the shared work are known, the processing
+    thread takes the fraction of the shares that makes both threads equally busy."""
+    from ddfa.pipeline.throughput import _Balance
+
+    def taken(process, write, share, items=100):
+        balance = _Balance()
+        balance.seconds.update(process=process, write=write, share=share)
+        return sum(balance.processor_shares(waiting=0) for _ in range(items))
+
+    assert abs(taken(process=0.010, write=0.002, share=0.020) - 30) <= 1  # 10 + 0.3 * 20 = 2 + 0.7 * 20
+    assert taken(process=0.030, write=0.002, share=0.005) == 0  # processing is the slower already
+    assert taken(process=0.001, write=0.050, share=0.010) == 100  # writing is, even without the share
+    assert _Balance().processor_shares(waiting=1) and not _Balance().processor_shares(waiting=0)  # not known yet
+
+
 def test_closing_early_stops_the_threads():
     def slow_items():
         yield from range(1000)

@@ -364,13 +364,22 @@ def _header_size(path) -> tuple[int, int] | None:
 
 def prepare_for_output(faces) -> None:
     """Compute what the faces' JSON needs beyond the aligner's results, cached on each face: the
-    landmarks' visibility (from the dense mesh; 10-20 ms a face). In throughput mode either the
-    network's stage or the writer's does it, whichever is less busy (``share`` of
-    :func:`ddfa.pipeline.throughput.pipelined`): with JSON only the writer has time, with overlays
-    to encode it is the slower one."""
+    landmarks' visibility (from the dense mesh; 10-20 ms a face)."""
     for face in faces:
         if face.model is not None:  # (as Face.to_dict)
             face.landmarks_visible  # noqa: B018  (computed now, cached on the face)
+
+
+def encode_for_output(outputs: list[str], image, faces) -> dict[str, bytes]:
+    """Everything of one image's results that is CPU work before any file is written: the
+    faces' visibility (:func:`prepare_for_output`) and the image outputs drawn and encoded
+    (:func:`ddfa.render.outputs.encode_image_outputs`; PNG encoding of a 12-megapixel overlay
+    takes ~0.5 s). In throughput mode either the network's stage or the writer's does it,
+    whichever is less busy (``share`` of :func:`ddfa.pipeline.throughput.pipelined`)."""
+    from ..render.outputs import encode_image_outputs
+
+    prepare_for_output(faces)
+    return encode_image_outputs(outputs, image, faces)
 
 
 #: runs of at least this many images load numba's visibility kernels (0.5-0.7 s, ~8 s the first
@@ -397,17 +406,19 @@ def _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, 
     def read(job):
         return _read_one(job[0], aligner)
 
+    encoded: dict[str, dict[str, bytes]] = {}  # per input key, its image outputs encoded by ``share``
+
     def process(job, read_data):
         return aligner(read_data[0].image)
 
     def share(job, read_data, faces):
-        prepare_for_output(faces)
+        encoded[job[1]] = encode_for_output(outputs, read_data[0].image, faces)
 
     def write(job, read_data, faces):
         path, key = job
         data, info = read_data
         _write_one(path, key, data, info, faces, aligner, outputs, settings, out_dir, manifest, input_set,
-                   args.overwrite)
+                   args.overwrite, encoded.pop(key, None))
 
     try:
         with closing(stages(todo, read, process, write, share=share)) as outcomes:
@@ -476,8 +487,10 @@ def _read_one(path, aligner):
     return data, info
 
 
-def _write_one(path, key, data, info, faces, aligner, outputs, settings, out_dir, manifest, input_set, overwrite):
-    """Stage 3: the result JSON and outputs, staged and moved in place with their manifest lines."""
+def _write_one(path, key, data, info, faces, aligner, outputs, settings, out_dir, manifest, input_set, overwrite,
+               encoded=None):
+    """Stage 3: the result JSON and outputs (image outputs already ``encoded`` by
+    :func:`encode_for_output`, if given), staged and moved in place with their manifest lines."""
     from ..io.atomic import Staging, output_error
     from ..io.results import image_result, write_json
     from ..render.outputs import stage_outputs
@@ -493,7 +506,7 @@ def _write_one(path, key, data, info, faces, aligner, outputs, settings, out_dir
         raise output_error(exc, folder, "cannot create the output folder") from None
     stage = Staging(folder)
     try:
-        staged = stage_outputs(outputs, data.image, faces, stage.dir, name)
+        staged = stage_outputs(outputs, data.image, faces, stage.dir, name, encoded=encoded)
         write_json(stage.path(f"{name}.json"), result)
         order = staged + [f"{name}.json"]  # the result JSON last
         rel = [(rel_folder / n).as_posix() for n in order]

@@ -375,6 +375,20 @@ def read_image(path: str | os.PathLike, *, limits: InputLimits | None = None) ->
     return data.image
 
 
+def encode_image(image: np.ndarray, suffix: str = ".png", *, name: str | os.PathLike = "image") -> bytes:
+    """The file bytes of a BGR image in the format of ``suffix`` (``".png"``, ``".jpg"``, ...).
+
+    Raises:
+        ImageReadError: OpenCV cannot encode it (``name`` says which image).
+    """
+    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
+
+    ok, buffer = cv2.imencode(suffix, image)
+    if not ok:
+        raise ImageReadError(f"{name}: cannot encode image")
+    return buffer.tobytes()
+
+
 def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     """Write a BGR image atomically (temporary file, then rename); the format follows the
     suffix. Creates the folder.
@@ -382,8 +396,6 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
     Raises:
         OutputError: the file cannot be written (no partial file is left behind).
     """
-    import cv2  # on first use, not at start-up (docs/architecture.md, "Start-up without torch")
-
     from .atomic import atomic_write_bytes, output_error
 
     path = Path(path)
@@ -391,7 +403,4 @@ def write_image(path: str | os.PathLike, image: np.ndarray) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise output_error(exc, path.parent, "cannot create the folder") from None
-    ok, buffer = cv2.imencode(path.suffix or ".png", image)
-    if not ok:
-        raise ImageReadError(f"{path}: cannot encode image")
-    atomic_write_bytes(path, buffer.tobytes())
+    atomic_write_bytes(path, encode_image(image, path.suffix or ".png", name=path))

@@ -7,8 +7,8 @@ results of image *i-1* written: a folder runs at the speed of its slowest stage.
 decoding and encoding (OpenCV) and inference (onnxruntime, OpenVINO, torch) release Python's
 GIL, so the threads really overlap. Results come back in input order, each with its error if a
 stage failed (the other images go on), and with the seconds each stage took. Work that either
-of the two later stages can do (``share``: ``ddfa align``'s landmark visibility) goes to the one
-that is less busy, item by item, so that neither alone sets the pace.
+of the two later stages can do (``share``: ``ddfa align``'s landmark visibility and overlay
+encoding) is split between them so that neither alone sets the pace.
 
     >>> for out in pipelined(paths, read_image, aligner, write):
     ...     print(out.item, out.error or len(out.result))
@@ -107,9 +107,10 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
         write: stage 3, e.g. JSON and overlays.
         share: optional ``share(item, data, result)``, work on the result that stage 2 or
             stage 3 may do (safe in either thread; its exception fails the item like theirs):
-            the processing thread does it while the writer has results waiting (writing is
-            then the slower stage), else it is left to the writer, which does it before
-            ``write``. Its seconds count in the stage that ran it.
+            the processing thread does it for the fraction of the items that evens out the
+            two threads' seconds per item (running means of ``process``, ``write`` and
+            ``share``; before they are known, while the writer has results waiting), the
+            writer, before ``write``, for the others. Its seconds count in the stage that ran it.
         depth: items waiting between two stages (bounds the memory held: about ``2 * depth``
             decoded images).
 
@@ -131,13 +132,14 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
         _put(decoded, _DONE, stop)
 
     shared: set[int] = set()  # items whose ``share`` the processing thread did
+    busy = _Balance()
 
     def processor():
         while (out := _get(decoded, stop)) is not _DONE:
             if out.error is None:
-                out.result = _timed(out, "process", process, out.item, out.data)
-            if out.error is None and share is not None and processed.qsize() > 0:  # the writer is behind
-                _timed(out, "process", share, out.item, out.data, out.result)
+                out.result = busy.timed("process", out, "process", process, out.item, out.data)
+            if out.error is None and share is not None and busy.processor_shares(processed.qsize()):
+                busy.timed("share", out, "process", share, out.item, out.data, out.result)
                 shared.add(out.index)
             if not _put(processed, out, stop):
                 return
@@ -148,9 +150,9 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
             if out.index in shared:
                 shared.discard(out.index)
             elif out.error is None and share is not None:
-                _timed(out, "write", share, out.item, out.data, out.result)
+                busy.timed("share", out, "write", share, out.item, out.data, out.result)
             if out.error is None:
-                _timed(out, "write", write, out.item, out.data, out.result)
+                busy.timed("write", out, "write", write, out.item, out.data, out.result)
             finished.put(out)
         finished.put(_DONE)
 
@@ -165,6 +167,39 @@ def pipelined(items: Iterable[T], decode: Callable[[T], Any], process: Callable[
         stop.set()
         for thread in threads:
             thread.join()
+
+
+class _Balance:
+    """Who does :func:`pipelined`'s ``share``: the processing thread for the fraction of items
+    that evens out the two threads' time per item (from running means of each part's
+    seconds), the writer for the rest; until the share's time is known, the processing thread
+    takes it only while the writer has results waiting."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+        self.credit = 0.0
+
+    def timed(self, part: str, outcome: Outcome, stage: str, fn: Callable, *args) -> Any:
+        start = time.perf_counter()
+        try:
+            return _timed(outcome, stage, fn, *args)
+        finally:
+            elapsed = time.perf_counter() - start
+            old = self.seconds.get(part)
+            self.seconds[part] = elapsed if old is None else old + 0.2 * (elapsed - old)
+
+    def processor_shares(self, waiting: int) -> bool:
+        """Whether the processing thread does the next item's share (``waiting``: results the
+        writer has not taken yet)."""
+        process, write, share = (self.seconds.get(k) for k in ("process", "write", "share"))
+        if process is None or write is None or not share:
+            return waiting > 0
+        # processing p + x s and writing w + (1 - x) s are equal for this fraction x of the shares
+        self.credit += min(max((write + share - process) / (2.0 * share), 0.0), 1.0)
+        if self.credit >= 1.0:
+            self.credit -= 1.0
+            return True
+        return False
 
 
 def _put(q: queue.Queue, value, stop: threading.Event) -> bool:

@@ -24,7 +24,8 @@ from typing import Any, Literal
 import numpy as np
 
 from ..errors import InputError
-from ..io.image import write_image
+from ..io.atomic import atomic_write_bytes
+from ..io.image import encode_image
 from .draw import draw_landmarks
 
 OutputKind = Literal["image", "file"]
@@ -106,17 +107,31 @@ def render_output(name: str, image: np.ndarray, faces: Sequence[Any]) -> np.ndar
     return spec.function(image, faces)
 
 
+def encode_image_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any]) -> dict[str, bytes]:
+    """The image outputs among ``names`` of one photo, drawn and PNG-encoded: ``{name: bytes}``.
+
+    Nothing is written: CPU work that any thread may do before the files are staged (``ddfa
+    align``'s throughput mode hands it to whichever stage is less busy).
+    """
+    return {name: encode_image(OUTPUTS[name].function(image, faces), ".png", name=name)
+            for name in check_output_names(names) if OUTPUTS[name].kind == "image"}
+
+
 def stage_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any], folder: str | Path,
-                  stem: str) -> list[str]:
+                  stem: str, *, encoded: dict[str, bytes] | None = None) -> list[str]:
     """Write every requested output of one photo into ``folder`` (a staging folder, see
-    :class:`ddfa.io.atomic.Staging`); returns the names of the files written, relative to it."""
+    :class:`ddfa.io.atomic.Staging`); returns the names of the files written, relative to it.
+    ``encoded``: image outputs already drawn and encoded (:func:`encode_image_outputs`)."""
     folder = Path(folder)
     written: list[str] = []
     for name in check_output_names(names):
         spec = OUTPUTS[name]
         if spec.kind == "image":
             path = folder / f"{stem}_{name}.png"
-            write_image(path, spec.function(image, faces))
+            data = (encoded or {}).get(name)
+            if data is None:
+                data = encode_image(spec.function(image, faces), ".png", name=path)
+            atomic_write_bytes(path, data)
             written.append(path.name)
         else:
             written.extend(str(Path(p).resolve().relative_to(folder.resolve()))
@@ -125,8 +140,9 @@ def stage_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any],
 
 
 def write_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any], out_dir: str | Path,
-                  stem: str) -> list[Path]:
-    """Write every requested output of one photo into ``out_dir``; returns the files written.
+                  stem: str, *, encoded: dict[str, bytes] | None = None) -> list[Path]:
+    """Write every requested output of one photo into ``out_dir``; returns the files written
+    (``encoded``: as :func:`stage_outputs`).
 
     All or nothing: the files are written into a hidden staging folder in ``out_dir`` and
     moved into place only when every one of them is complete (an interruption or a full disk
@@ -139,7 +155,7 @@ def write_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any],
 
     out_dir = ensure_folder(out_dir)
     with Staging(out_dir) as stage:
-        return stage.commit(stage_outputs(names, image, faces, stage.dir, stem))
+        return stage.commit(stage_outputs(names, image, faces, stage.dir, stem, encoded=encoded))
 
 
 @register_image_output("2d_sparse", "68 landmarks and boxes drawn on the photo")
