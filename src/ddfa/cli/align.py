@@ -362,23 +362,17 @@ def _header_size(path) -> tuple[int, int] | None:
     return header.height, header.width
 
 
-def prepare_for_output(faces) -> None:
-    """Compute what the faces' JSON needs beyond the aligner's results, cached on each face: the
-    landmarks' visibility (from the dense mesh; 10-20 ms a face)."""
+def encode_for_output(outputs: list[str], image, faces) -> dict[str, bytes]:
+    """Everything of one image's results that is CPU work before any file is written: the
+    landmarks' visibility the JSON needs (from the dense mesh, 10-20 ms a face; cached on each
+    face) and the image outputs drawn and PNG-encoded (:func:`ddfa.render.outputs.encode_image_outputs`;
+    ~0.4 s for a 12-megapixel overlay). In throughput mode the network's thread and the writer
+    share it (``share`` of :func:`ddfa.pipeline.throughput.pipelined`), so that both are equally busy."""
+    from ..render.outputs import encode_image_outputs
+
     for face in faces:
         if face.model is not None:  # (as Face.to_dict)
             face.landmarks_visible  # noqa: B018  (computed now, cached on the face)
-
-
-def encode_for_output(outputs: list[str], image, faces) -> dict[str, bytes]:
-    """Everything of one image's results that is CPU work before any file is written: the
-    faces' visibility (:func:`prepare_for_output`) and the image outputs drawn and encoded
-    (:func:`ddfa.render.outputs.encode_image_outputs`; PNG encoding of a 12-megapixel overlay
-    takes ~0.5 s). In throughput mode either the network's stage or the writer's does it,
-    whichever is less busy (``share`` of :func:`ddfa.pipeline.throughput.pipelined`)."""
-    from ..render.outputs import encode_image_outputs
-
-    prepare_for_output(faces)
     return encode_image_outputs(outputs, image, faces)
 
 
