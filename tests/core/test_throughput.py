@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 from ddfa.errors import ImageReadError
 from ddfa.pipeline.throughput import pipelined, sequential
@@ -66,12 +67,14 @@ def test_shared_work_goes_to_the_stage_that_is_less_busy():
         if item == "bad":
             raise RuntimeError("visibility failed")
 
-    # the writer keeps up: each item is processed once the one before it is written
+    # the writer keeps up: each item is processed once the one before it is written (nothing
+    # waits for the writer), and processing takes far longer than writing and sharing
     written = {i: threading.Event() for i in range(-1, 4)}
     written[-1].set()
 
     def process(item, data):
         assert written[item - 1].wait(10)
+        time.sleep(0.05)
         return item
 
     def write(item, data, result):
