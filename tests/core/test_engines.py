@@ -143,17 +143,18 @@ def test_openvino_prepares_models_side_by_side_and_each_once(assets_dir, monkeyp
     from ddfa.nets.openvino_backend import OpenVinoRunner
 
     small, tiles = (1, 288, 640, 3), (2, 352, 640, 3)  # trump_hillary.jpg's two passes
-    held, loads, original = threading.Event(), [], OpenVinoRunner._load
+    detector = ddfa.create_detector("yunet", base_options=ddfa.BaseOptions(assets=assets_dir, backend="openvino"))
+    runner = detector.runner
+    assert isinstance(runner, OpenVinoRunner)
+    held, loads, original = threading.Event(), [], runner._load
 
-    def load(self, key, shape, resize_to):
+    def load(key, shape, resize_to):
         loads.append(key)
         if shape == tiles:
             assert held.wait(60)
-        return original(self, key, shape, resize_to)
+        return original(key, shape, resize_to)
 
-    monkeypatch.setattr(OpenVinoRunner, "_load", load)
-    detector = ddfa.create_detector("yunet", base_options=ddfa.BaseOptions(assets=assets_dir, backend="openvino"))
-    runner = detector.runner
+    monkeypatch.setattr(runner, "_load", load)  # (this runner only)
     runner.compile_in_background(small, tiles)
     frame = np.zeros(small, np.uint8)
     first = runner(frame)  # runs while the tiles' model is held back
