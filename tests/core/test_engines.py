@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -138,8 +139,6 @@ def test_openvino_prepares_models_side_by_side_and_each_once(assets_dir, monkeyp
     """Each shape's model is prepared in its own thread: a call waits only for the model it runs
     on (not for another shape still being imported), and a shape wanted by several threads at
     once is imported or compiled once."""
-    import threading
-
     from ddfa.nets.openvino_backend import OpenVinoRunner
 
     small, tiles = (1, 288, 640, 3), (2, 352, 640, 3)  # trump_hillary.jpg's two passes
@@ -219,8 +218,6 @@ def test_converted_model_is_kept_in_memory_when_the_cache_is_not_writable(tmp_pa
 def test_a_conversion_may_need_another_cached_conversion(tmp_path):
     """Building one cache entry may need another (the int8 regressor is calibrated on faces of
     the morphable model, itself cached): it deadlocked on one lock for the whole cache."""
-    import threading
-
     def outer_build():
         inner = converted_model("inner", source_sha256="cd" * 32, recipe=1, cache_dir=tmp_path,
                                 build=lambda: (b"inner", {}), describe="inner", quiet=True)
@@ -235,17 +232,26 @@ def test_a_conversion_may_need_another_cached_conversion(tmp_path):
     assert made and made[0].path.read_bytes() == b"inner+outer"
 
 
+def _join_openvino_compile_threads() -> None:
+    """Wait for the models OpenVINO runners prepare in the background (their blobs written)."""
+    for thread in threading.enumerate():
+        if thread.name == "ddfa-openvino-compile":
+            thread.join(120)
+
+
 @needs_openvino
 def test_tampered_openvino_blob_is_compiled_again(tmp_path, monkeypatch, assets_dir, pipeline_golden):
     monkeypatch.setenv("DDFA_CACHE", str(tmp_path))
     crops = pipeline_golden["crop"]
     reference = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")(crops)
+    _join_openvino_compile_threads()  # the 1-crop model, prepared in the background meanwhile
     blobs = [p for p in tmp_path.rglob("*") if p.is_file() and p.parent.name.startswith("f32-")
              and p.name != "blobs.json"]
     assert blobs, "OpenVINO wrote no compiled blob"
     for blob in blobs:
         blob.write_bytes(b"\0" * blob.stat().st_size)
     again = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="f32")(crops)
+    _join_openvino_compile_threads()
     np.testing.assert_allclose(again, reference, atol=1e-5)
     assert all(blob.read_bytes().strip(b"\0") for blob in blobs if blob.exists())
 
