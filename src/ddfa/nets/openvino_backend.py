@@ -300,9 +300,12 @@ class OpenVinoRunner:
     def _compile(self, shape: tuple[int, ...] | None, resize_to: tuple[int, int] | None):
         """Compile the graph for input ``shape`` (None: dynamic)."""
         compiled = _core().compile_model(self._prepared(shape, resize_to), "CPU", dict(self._config))
-        with self._read_lock:
-            self._names = [output.get_any_name() for output in self._model.outputs]
+        self._names = self._graph_output_names()
         return compiled
+
+    def _graph_output_names(self) -> list[str]:
+        with self._read_lock:
+            return [output.get_any_name() for output in self._model.outputs]
 
     def _dynamic_for(self, shape: tuple[int, ...]) -> bool:
         """Whether an input of ``shape`` runs on the dynamic-shape model: with ``dynamic``, batches
@@ -357,8 +360,7 @@ class OpenVinoRunner:
     def output_names(self) -> list[str]:
         """Names of the network's outputs, in the order :meth:`__call__` returns them."""
         if self._names is None:
-            with self._read_lock:
-                self._names = [output.get_any_name() for output in self._model.outputs]
+            self._names = self._graph_output_names()
         return list(self._names)
 
     @property

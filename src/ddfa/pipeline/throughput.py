@@ -180,13 +180,12 @@ class _Balance:
         self.credit = 0.0
 
     def timed(self, part: str, outcome: Outcome, stage: str, fn: Callable, *args) -> Any:
-        start = time.perf_counter()
-        try:
-            return _timed(outcome, stage, fn, *args)
-        finally:
-            elapsed = time.perf_counter() - start
-            old = self.seconds.get(part)
-            self.seconds[part] = elapsed if old is None else old + 0.2 * (elapsed - old)
+        """:func:`_timed`, its seconds also counted in ``part``'s running mean."""
+        before = outcome.seconds.get(stage, 0.0)
+        result = _timed(outcome, stage, fn, *args)
+        elapsed, old = outcome.seconds[stage] - before, self.seconds.get(part)
+        self.seconds[part] = elapsed if old is None else old + 0.2 * (elapsed - old)
+        return result
 
     def processor_shares(self, waiting: int) -> bool:
         """Whether the processing thread does the next item's share (``waiting``: results the

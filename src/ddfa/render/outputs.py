@@ -111,7 +111,7 @@ def encode_image_outputs(names: Sequence[str], image: np.ndarray, faces: Sequenc
     """The image outputs among ``names`` of one photo, drawn and PNG-encoded: ``{name: bytes}``.
 
     Nothing is written: CPU work that any thread may do before the files are staged (``ddfa
-    align``'s throughput mode hands it to whichever stage is less busy).
+    align``'s throughput mode splits it between the networks' thread and the writer).
     """
     return {name: encode_image(OUTPUTS[name].function(image, faces), ".png", name=name)
             for name in check_output_names(names) if OUTPUTS[name].kind == "image"}
@@ -121,17 +121,17 @@ def stage_outputs(names: Sequence[str], image: np.ndarray, faces: Sequence[Any],
                   stem: str, *, encoded: dict[str, bytes] | None = None) -> list[str]:
     """Write every requested output of one photo into ``folder`` (a staging folder, see
     :class:`ddfa.io.atomic.Staging`); returns the names of the files written, relative to it.
-    ``encoded``: image outputs already drawn and encoded (:func:`encode_image_outputs`)."""
+    ``encoded``: the image outputs already drawn and encoded (:func:`encode_image_outputs` of
+    the same ``names``; None: drawn and encoded here)."""
     folder = Path(folder)
+    if encoded is None:
+        encoded = encode_image_outputs(names, image, faces)
     written: list[str] = []
     for name in check_output_names(names):
         spec = OUTPUTS[name]
         if spec.kind == "image":
             path = folder / f"{stem}_{name}.png"
-            data = (encoded or {}).get(name)
-            if data is None:
-                data = encode_image(spec.function(image, faces), ".png", name=path)
-            atomic_write_bytes(path, data)
+            atomic_write_bytes(path, encoded[name])
             written.append(path.name)
         else:
             written.extend(str(Path(p).resolve().relative_to(folder.resolve()))
