@@ -7,12 +7,13 @@ engines:
 * ``"onnxruntime"``: the ONNX graph exported from the torch module, on the CPU, float32;
 * ``"openvino"`` (``pip install ddfa[openvino]``): the same ONNX graph compiled by OpenVINO for
   this CPU, in bfloat16 on CPUs that compute it natively (AMX or AVX-512-BF16: Sapphire Rapids
-  and later Xeons), float32 elsewhere; the input conversion (uint8 NHWC in, layout, mean and
+  and later Xeons, AMD Zen 4 and later), float32 elsewhere; the input conversion (uint8 NHWC in, layout, mean and
   scale, optionally the resize) runs inside the compiled graph.
 
-``backend="auto"`` picks OpenVINO on such CPUs when it is installed (2-2.5x faster there than
-onnxruntime, measured by ``benchmarks/bench_pipeline.py``), else onnxruntime (OpenVINO in
-float32 was slower than onnxruntime on the same CPU), else torch. Nothing here imports an
+``backend="auto"`` picks OpenVINO on such CPUs when it is installed (its bf16 networks take
+0.5-0.8x of onnxruntime's time there, on a Sapphire Rapids Xeon and on a Zen 4 EPYC, measured
+by ``benchmarks/bench_pipeline.py``), else onnxruntime (OpenVINO in float32 was no faster than
+onnxruntime on the same CPUs), else torch. Nothing here imports an
 engine: availability is looked up with :func:`importlib.util.find_spec`.
 """
 
