@@ -278,7 +278,7 @@ def run(args) -> int:
     from ..io.atomic import ensure_folder
     from ..io.image import InputLimits
     from ..io.manifest import Manifest
-    from ..nets.registry import choose_backend
+    from ..nets.engines import choose_backend, resolve_precision
     from ..pipeline import AlignOptions
     from ..render.outputs import check_output_names
     from .main import base_options_from_args, detector_options_from_args, keep_until_exit
@@ -294,7 +294,11 @@ def run(args) -> int:
     options = AlignOptions(crop_policy=args.crop_policy, max_faces=args.max_faces, limits=limits,
                            refine=args.refine)
     base = base_options_from_args(args)
-    choose_backend(base.backend, base.device)
+    engine = choose_backend(base.backend, base.device)
+    # the number formats the networks will run in: bf16 results are not the f32 ones, so a re-run
+    # asking for another format redoes the images (the f32 engines agree to 1e-3 px: not a setting)
+    precision = {"detector": resolve_precision(base.precision, engine),
+                 "regressor": resolve_precision(base.precision, engine, int8=True)}
     detector_options = detector_options_from_args(args)
     # 2. the output folder, before any computing
     out_dir = ensure_folder(Path(args.output).absolute())
@@ -303,7 +307,8 @@ def run(args) -> int:
     scan = scan_inputs(args.paths, args.recursive, exclude=manifest.all_outputs(), reserved=manifest.folder)
     totals = _Totals(failures=list(scan.failures))
     settings = {"model": args.model, "outputs": outputs, "crop_policy": options.crop_policy,
-                "max_faces": options.max_faces, "detector": args.detector, "detector_options": detector_options}
+                "max_faces": options.max_faces, "detector": args.detector, "detector_options": detector_options,
+                "precision": precision}
     if options.refine != "none":  # (absent without refinement: earlier manifests stay valid)
         settings["refine"] = options.refine
     todo = []
@@ -342,7 +347,7 @@ def run(args) -> int:
         if aligner is not None:
             _align_all(args, scan, todo, aligner, outputs, settings, out_dir, manifest, totals)
     finally:
-        _finish(args, scan, totals, out_dir, run_folder, started, outputs)
+        _finish(args, scan, totals, out_dir, run_folder, started, outputs, {"backend": engine, "precision": precision})
         keep_until_exit(aligner)
     if totals.interrupted:
         return 130
@@ -570,14 +575,15 @@ def _fail(totals, bar, manifest, key, path, message) -> None:
         pass  # the disk is full: the failure list below still says it
 
 
-def _finish(args, scan, totals, out_dir, run_folder, started, outputs) -> None:
-    """Write the run records (where possible) and print the summary."""
+def _finish(args, scan, totals, out_dir, run_folder, started, outputs, engine: dict[str, Any]) -> None:
+    """Write the run records (where possible) and print the summary (``engine``: the backend and
+    the networks' number formats, as resolved on this machine)."""
     from ..io.results import write_json
 
     failures = [{"path": p, "error": e} for p, e in totals.failures]
     summary = {
         "command": "align", "paths": list(args.paths), "output": str(out_dir), "outputs": outputs,
-        "model": args.model, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
+        "model": args.model, **engine, "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
         "seconds": round(time.time() - started, 3), "inputs": len(scan.files), "aligned": totals.aligned,
         "faces": totals.faces, "failures": len(failures), "already_done": totals.done_before,
         "interrupted": totals.interrupted, "stopped": totals.stopped,

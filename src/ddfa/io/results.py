@@ -85,8 +85,8 @@ def read_mapping(path: str | os.PathLike, parse: Callable[[str], Any],
 #: version of the layout of every JSON document ddfa writes (``"schema_version"`` key);
 #: bumped whenever a key is renamed, removed or changes meaning (the minor number when a key
 #: is added: 1.1 added ``keypoints_5``, 1.2 ``landmarks_visible``, ``uncertainty`` and
-#: ``confidence``).
-SCHEMA_VERSION = "1.2"
+#: ``confidence``, 1.3 ``backend`` and ``precision`` to ``ddfa align``'s run summary).
+SCHEMA_VERSION = "1.3"
 
 
 def json_ready(data: Any) -> Any:
