@@ -47,6 +47,34 @@ def test_auto_choice_follows_the_cpu_and_what_is_installed(monkeypatch):
         engines.choose_backend("openvino", "cpu")
 
 
+@needs_openvino
+def test_bf16_where_openvino_cannot_compute_it_is_a_clear_error(monkeypatch, tmp_path, assets_dir, example_images,
+                                                                capsys):
+    """On a CPU without AVX-512 OpenVINO takes a bf16 request and computes float32: ddfa says so
+    instead of reporting bf16 results. (This CPU's own answer is taken where it has bf16.)"""
+    from ddfa.cli.main import main
+    from ddfa.nets import openvino_backend
+
+    photo = str(example_images["JianzhuGuo.jpg"])
+    monkeypatch.setenv(engines.ENV_BF16, "0")
+    engines.cpu_native_bf16.cache_clear()
+    try:
+        if openvino_backend.openvino_computes_bf16():  # emulated on AVX-512 without BF16: allowed
+            emulated = ddfa.create_model("mb05", assets=assets_dir, backend="openvino", precision="bf16")
+            assert emulated.precision == "bf16"
+        monkeypatch.setattr(openvino_backend, "openvino_computes_bf16", lambda: False)
+        with pytest.raises(InputError, match="cannot compute bfloat16"):
+            ddfa.FaceAligner(assets=assets_dir, backend="openvino", precision="bf16")
+        assert main(["align", photo, "--assets", str(assets_dir), "--backend", "openvino", "--precision", "bf16",
+                     "--output", str(tmp_path / "out"), "--quiet"]) == 1
+        err = capsys.readouterr().err
+        assert err.startswith("ddfa: error: precision='bf16': OpenVINO cannot compute") and err.count("\n") == 1
+        aligner = ddfa.FaceAligner(assets=assets_dir, backend="openvino", precision="f32")
+        assert aligner.regressor.precision == "f32" and len(aligner(photo)) == 1
+    finally:
+        engines.cpu_native_bf16.cache_clear()
+
+
 def _cpu_seconds_while_idle(seconds: float = 0.3) -> float:
     start = time.process_time()
     time.sleep(seconds)

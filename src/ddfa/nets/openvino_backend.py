@@ -103,6 +103,13 @@ def _core():
         return _core_unlocked()
 
 
+def openvino_computes_bf16() -> bool:
+    """True when OpenVINO's CPU plugin computes bfloat16 on this CPU: natively (AMX,
+    AVX-512-BF16), or emulated on AVX-512 CPUs without it (slower than float32). Elsewhere it
+    would take a bf16 request and silently compute float32."""
+    return "BF16" in _core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
 @dataclass(frozen=True)
 class _Compiled:
     """One compiled model, its infer request (one call at a time: ``lock``) and output count."""
@@ -139,6 +146,9 @@ class OpenVinoRunner:
             rounding, ~1e-3 of a detector's outputs.)
         blob_dir: where OpenVINO keeps compiled blobs (None: not kept).
         max_shapes: compiled shapes kept.
+
+    Raises:
+        InputError: bf16 on a CPU where OpenVINO cannot compute it (:func:`openvino_computes_bf16`).
     """
 
     def __init__(self, model: bytes | str | os.PathLike, *, precision: str = "f32", threads: int | None = None,
@@ -146,6 +156,13 @@ class OpenVinoRunner:
                  blob_dir: Path | None = None, max_shapes: int = 8, static_batches: int = 0,
                  static_from_side: int | None = None):
         self._ov = import_openvino()
+        if precision == "bf16":
+            from ..errors import InputError
+            from .engines import cpu_native_bf16
+
+            if not cpu_native_bf16() and not openvino_computes_bf16():
+                raise InputError("precision='bf16': OpenVINO cannot compute bfloat16 on this CPU (it needs AVX-512 or "
+                                 "AMX) and would run float32 instead; use precision='f32' or 'auto'")
         self._source = model
         self._read: Any = None
         self._names: list[str] | None = None  # output names (kept beside a compiled blob: the graph's own)
