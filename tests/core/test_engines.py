@@ -67,6 +67,7 @@ def test_bf16_where_openvino_cannot_compute_it_is_a_clear_error(monkeypatch, tmp
             ddfa.FaceAligner(assets=assets_dir, backend="openvino", precision="bf16")
         assert main(["align", photo, "--assets", str(assets_dir), "--backend", "openvino", "--precision", "bf16",
                      "--output", str(tmp_path / "out"), "--quiet"]) == 1
+        assert not (tmp_path / "out").exists()  # refused before any output folder is made
         err = capsys.readouterr().err
         assert err.startswith("ddfa: error: precision='bf16': OpenVINO cannot compute") and err.count("\n") == 1
         aligner = ddfa.FaceAligner(assets=assets_dir, backend="openvino", precision="f32")

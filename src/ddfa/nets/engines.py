@@ -14,7 +14,8 @@ engines:
 0.5-0.8x of onnxruntime's time there, on a Sapphire Rapids Xeon and on a Zen 4 EPYC, measured
 by ``benchmarks/bench_pipeline.py``), else onnxruntime (OpenVINO in float32 was no faster than
 onnxruntime on the same CPUs), else torch. Nothing here imports an
-engine: availability is looked up with :func:`importlib.util.find_spec`.
+engine: availability is looked up with :func:`importlib.util.find_spec` (one exception: an
+explicit bf16 request on a CPU without native bfloat16 asks OpenVINO whether it computes it).
 """
 
 from __future__ import annotations
@@ -126,7 +127,8 @@ def resolve_precision(precision: str, engine: str, *, int8: bool = False) -> Res
     ``"auto"`` is bfloat16 on OpenVINO where :func:`cpu_native_bf16`, float32 otherwise.
 
     Raises:
-        InputError: bf16 on an engine other than OpenVINO, int8 on torch, or an unknown name.
+        InputError: bf16 on an engine other than OpenVINO or on a CPU where OpenVINO cannot
+            compute it (it would run float32 instead), int8 on torch, or an unknown name.
     """
     if precision not in PRECISIONS:
         raise InputError(f"unknown precision {precision!r}; expected one of {', '.join(PRECISIONS)}")
@@ -136,6 +138,12 @@ def resolve_precision(precision: str, engine: str, *, int8: bool = False) -> Res
         return "bf16" if engine == "openvino" and cpu_native_bf16() else "f32"
     if precision == "bf16" and engine != "openvino":
         raise InputError(f"precision='bf16' needs backend='openvino' (got {engine!r})")
+    if precision == "bf16" and not cpu_native_bf16():
+        from .openvino_backend import openvino_computes_bf16
+
+        if not openvino_computes_bf16():
+            raise InputError("precision='bf16': OpenVINO cannot compute bfloat16 on this CPU (it needs AVX-512 or "
+                             "AMX) and would run float32 instead; use precision='f32' or 'auto'")
     if precision == "int8" and engine == "torch":
         raise InputError("precision='int8' needs backend='onnxruntime' or 'openvino'")
     return precision  # type: ignore[return-value]

@@ -146,9 +146,6 @@ class OpenVinoRunner:
             rounding, ~1e-3 of a detector's outputs.)
         blob_dir: where OpenVINO keeps compiled blobs (None: not kept).
         max_shapes: compiled shapes kept.
-
-    Raises:
-        InputError: bf16 on a CPU where OpenVINO cannot compute it (:func:`openvino_computes_bf16`).
     """
 
     def __init__(self, model: bytes | str | os.PathLike, *, precision: str = "f32", threads: int | None = None,
@@ -156,13 +153,6 @@ class OpenVinoRunner:
                  blob_dir: Path | None = None, max_shapes: int = 8, static_batches: int = 0,
                  static_from_side: int | None = None):
         self._ov = import_openvino()
-        if precision == "bf16":
-            from ..errors import InputError
-            from .engines import cpu_native_bf16
-
-            if not cpu_native_bf16() and not openvino_computes_bf16():
-                raise InputError("precision='bf16': OpenVINO cannot compute bfloat16 on this CPU (it needs AVX-512 or "
-                                 "AMX) and would run float32 instead; use precision='f32' or 'auto'")
         self._source = model
         self._read: Any = None
         self._names: list[str] | None = None  # output names (kept beside a compiled blob: the graph's own)
@@ -388,4 +378,4 @@ class OpenVinoRunner:
             return list(self._compiled)
 
 
-__all__ = ["InputConversion", "OpenVinoRunner", "import_openvino"]
+__all__ = ["InputConversion", "OpenVinoRunner", "import_openvino", "openvino_computes_bf16"]
