@@ -205,14 +205,14 @@ def vertex_normal_z(local: np.ndarray, triangles: np.ndarray, patches: Patches |
     ``vertex_ids`` without patches), averaged per patch: (P,) float64."""
     verts = np.asarray(local, dtype=np.float32)
     if patches is not None and patches.corners is not None:
-        corners = patches.corners.ravel()  # corner a of every triangle, then b, then c (contiguous)
+        columns = patches.corners  # (3, A): a row per corner
     else:
-        tris = np.asarray(triangles, dtype=np.int64)
+        columns = triangle_columns(triangles)
         if patches is not None and patches.triangles is not None:
-            tris = np.take(tris, patches.triangles, axis=0)
-        corners = tris.T.ravel()
+            columns = np.take(columns, patches.triangles, axis=1)
+    corners = columns.ravel()  # corner a of every triangle, then b, then c (contiguous)
     # (np.take of whole rows: ~4x faster than fancy indexing them)
-    a, b, c = (np.take(verts, ids, axis=0) for ids in corners.reshape(3, -1))
+    a, b, c = (np.take(verts, ids, axis=0) for ids in columns)
     (ux, uy, uz), (vx, vy, vz) = (b - a).T, (c - a).T
     # (b - a) x (c - a): float32, length twice the area, summed over each vertex's triangles
     summed = np.stack([np.bincount(corners, weights=np.tile(component, 3), minlength=len(verts))
